@@ -1,0 +1,174 @@
+"""`nas`: the command line. It parses, dispatches to library functions and prints their results.
+
+Library code returns or raises; only this module prints and picks exit codes. An error is one
+line on stderr and exit status 2, unless `--debug` asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from search_spaces import Arch, SearchSpace, flops, params
+
+log = logging.getLogger("nas")
+
+
+def _load_space(args: argparse.Namespace) -> SearchSpace:
+    if args.teacher:
+        from supernet import teachers
+
+        config = teachers.load_config(args.teacher)
+        return SearchSpace.from_teacher(config.to_dict(), partitions=args.partitions or 3,
+                                        name=f"derived:{args.teacher}")
+    if not args.name:
+        raise ValueError("space show: give a built-in space name, a space YAML file, or --teacher")
+    path = Path(args.name)
+    space = SearchSpace.load(path) if path.suffix in (".yaml", ".yml") else SearchSpace.builtin(args.name)
+    return space.partition(args.partitions) if args.partitions else space
+
+
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
+def _human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(int(n))
+
+
+def space_summary(space: SearchSpace, batch: int, seq_len: int) -> dict[str, Any]:
+    rows = []
+    for sub in space.subspaces:
+        archs = sub.archs()
+        p = [params(a).total for a in archs]
+        f = [flops(a, batch, seq_len) for a in archs]
+        rows.append({
+            "name": sub.name, "size": sub.size, "choices": sub.choices.to_dict(),
+            "params_min": min(p), "params_max": max(p), "flops_min": min(f), "flops_max": max(f),
+        })
+    return {"space": space.name, "teacher": space.teacher.to_dict(), "layer_policy": space.layer_policy,
+            "batch": batch, "seq_len": seq_len, "subspaces": rows}
+
+
+def cmd_space_show(args: argparse.Namespace) -> None:
+    space = _load_space(args)
+    summary = space_summary(space, args.batch, args.seq_len)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    t = space.teacher
+    print(f"space {space.name}  (teacher: {t.family}, {t.num_layers} layers, hidden {t.hidden_size}, "
+          f"{_human(params(t).total)} params; layer policy {space.layer_policy})")
+    print(f"{'sub-space':<10} {'size':>6}  {'layers':>7} {'hidden':>9} {'params':>17} "
+          f"{'FLOPs @' + str(args.batch) + 'x' + str(args.seq_len):>19}")
+    for row, sub in zip(summary["subspaces"], space.subspaces):
+        c = sub.choices
+        print(f"{row['name']:<10} {row['size']:>6}  {_span(list(c.num_layers)):>7} {_span(list(c.hidden_size)):>9} "
+              f"{_human(row['params_min']) + '-' + _human(row['params_max']):>17} "
+              f"{_human(row['flops_min']) + '-' + _human(row['flops_max']):>19}")
+
+
+def _read_arch(text: str) -> Arch:
+    path = Path(text)
+    if not text.lstrip().startswith("{") and path.is_file():
+        text = path.read_text()
+    return Arch.from_json(text)
+
+
+def cmd_cost(args: argparse.Namespace) -> None:
+    arch = _read_arch(args.arch)
+    count = params(arch)
+    result = {
+        "arch_id": arch.id, "params_total": count.total, "params_non_embedding": count.non_embedding,
+        "flops": flops(arch, args.batch, args.seq_len), "batch": args.batch, "seq_len": args.seq_len,
+    }
+    if arch.family == "decoder":
+        result["flops_without_lm_head"] = flops(arch, args.batch, args.seq_len, include_lm_head=False)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        print(f"{key:<24} {value:,}" if isinstance(value, int) else f"{key:<24} {value}")
+
+
+def cmd_config_check(args: argparse.Namespace) -> None:
+    from nas.config import load_config
+
+    config = load_config(args.file)
+    print(f"{args.file}: valid (teacher {config.teacher.id}, run dir {config.run_dir}, "
+          f"storage {config.storage_url})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nas", description="Search engine for distilled student language models.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    space = commands.add_parser("space", help="inspect search spaces").add_subparsers(
+        dest="space_command", required=True, metavar="SUBCOMMAND")
+    show = space.add_parser("show", help="sub-spaces, sizes, and params/FLOPs ranges of a space",
+                            description="Show a built-in space, a space YAML file, or the space "
+                                        "derived from a teacher (--teacher PATH_OR_ID).")
+    show.add_argument("name", nargs="?", help="built-in space name or a space .yaml file")
+    show.add_argument("--teacher", help="derive the space from this teacher (path, hub id, offline:minilm-l6, offline:smollm2-135m)")
+    show.add_argument("--partitions", type=int, help="split into K sub-spaces (default: 3 when derived)")
+    show.add_argument("--batch", type=int, default=1, help="batch for the FLOPs range (default 1)")
+    show.add_argument("--seq-len", type=int, default=128, help="sequence length for the FLOPs range (default 128)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=cmd_space_show)
+
+    cost = commands.add_parser("cost", help="params and FLOPs of one architecture",
+                               description="Exact params (total, non-embedding) and forward FLOPs "
+                                           "(2 x MACs incl. attention products) of an architecture.")
+    cost.add_argument("--arch", required=True, help="architecture JSON, or a file holding it")
+    cost.add_argument("--batch", type=int, default=1)
+    cost.add_argument("--seq-len", type=int, default=128)
+    cost.add_argument("--json", action="store_true")
+    cost.set_defaults(func=cmd_cost)
+
+    config = commands.add_parser("config", help="run configs").add_subparsers(
+        dest="config_command", required=True, metavar="SUBCOMMAND")
+    check = config.add_parser("check", help="validate a run config YAML (no model is loaded)")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+    for register in EXTRA_COMMANDS:
+        register(commands)
+    return parser
+
+
+# Recipes (train, search, export, ...) add their sub-commands here, each from its own module.
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("nas: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, KeyError, RuntimeError) as err:
+        if args.debug:
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"nas: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

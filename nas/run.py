@@ -1,0 +1,108 @@
+"""What every recipe of a run needs, resolved once from its config, cheapest checks first:
+the run directory, the teacher's config, the search space, the relation heads. Nothing here
+loads model weights; `load_models` and `load_data` do, after the checks have passed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PretrainedConfig
+
+from nas.config import RunConfig, dump_config
+from search_spaces import SearchSpace
+from supernet import teachers
+from supernet.data import TokenizedData, prepare_data
+from supernet.losses import check_relation_heads, default_relation_heads
+from supernet.registry import build_supernet
+from supernet.superlm import SuperLM
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    config: RunConfig
+    run_dir: Path
+    teacher_config: PretrainedConfig
+    space: SearchSpace
+    relation_heads: int
+
+    def supernet_dir(self, subspace: str) -> Path:
+        return self.run_dir / "supernets" / subspace
+
+    def device(self, override: str | None = None) -> torch.device:
+        name = override or self.config.train.device
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"train.device: got {name!r}, but no CUDA device is available; use cpu")
+        return torch.device(name)
+
+
+def check_writable(run_dir: Path) -> None:
+    """Fail before long work if the run directory cannot be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"run_dir: cannot write to {str(run_dir)!r} ({err.strerror or err})") from None
+
+
+def resolve_space(config: RunConfig, teacher_config: PretrainedConfig) -> SearchSpace:
+    sc = config.space
+    if sc.builtin:
+        space = SearchSpace.builtin(sc.builtin)
+    elif sc.file:
+        space = SearchSpace.load(sc.file)
+    else:
+        return SearchSpace.from_teacher(teacher_config.to_dict(), partitions=sc.partitions,
+                                        layer_policy=sc.layer_policy, name=f"derived:{config.teacher.id}")
+    teacher_arch = teachers.teacher_arch(teacher_config)
+    if space.teacher != teacher_arch:
+        raise ValueError(f"space: {space.name!r} is for teacher {space.teacher.id}, not {teacher_arch.id}")
+    return space
+
+
+def relation_heads(config: RunConfig, space: SearchSpace) -> int:
+    widths = {w for a in (*space.archs(), space.teacher) for w in (a.attention_width, a.kv_width)}
+    requested = config.train.loss.relation.heads
+    if requested is None:
+        return default_relation_heads(widths, space.teacher.num_heads)
+    check_relation_heads(requested, widths)
+    return requested
+
+
+def open_run(config: RunConfig, save_config: bool = True) -> Run:
+    """Validate everything that can be known without weights; write the run's config."""
+    run_dir = Path(config.run_dir)
+    check_writable(run_dir)
+    tc = teachers.load_config(config.teacher.id, config.teacher.revision, config.teacher.trust_remote_code)
+    space = resolve_space(config, tc)
+    heads = relation_heads(config, space)
+    if save_config:
+        tmp = run_dir / f".config.yaml.tmp{os.getpid()}"
+        tmp.write_text(dump_config(config))
+        os.replace(tmp, run_dir / "config.yaml")
+    return Run(config, run_dir, tc, space, heads)
+
+
+def load_data(run: Run) -> TokenizedData:
+    tc = run.config.teacher
+    tokenizer = teachers.load_tokenizer(tc.id, tc.revision, tc.trust_remote_code)
+    return prepare_data(run.config.data, tokenizer, run.run_dir / "cache")
+
+
+def load_teacher_net(run: Run, device: torch.device) -> SuperLM:
+    """The frozen teacher as a full-shape SuperLM (so its Q/K/V at any layer are at hand)."""
+    tc = run.config.teacher
+    model = teachers.load_teacher(tc.id, tc.revision, tc.trust_remote_code)
+    net = build_supernet(model, run.space.layer_policy).to(device).eval()
+    net.requires_grad_(False)
+    return net

@@ -1,0 +1,90 @@
+"""One distillation objective, used by training and by the search's quality proxy.
+
+`teacher_targets` runs the teacher once per batch; `subnet_losses` scores one sub-network
+against those targets. Training sums `subnet_losses` over the sandwich set; evaluation averages
+it over fixed held-out batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from search_spaces import Arch
+from supernet.config import LossConfig
+from supernet.losses import (
+    RelationTargets, atkd, forward_kl, hidden_mse, lm_loss, relation_loss, relation_targets, reverse_kl,
+)
+from supernet.superlm import SuperLM
+
+
+@dataclass
+class TeacherTargets:
+    """What the teacher contributes to one batch; computed once, shared by every sub-network."""
+
+    relations: RelationTargets
+    logits: Tensor | None  # (B, T, V) decoders, when a logit loss is on
+    hidden: Tensor | None  # (B, T, H) when hidden MSE is on
+
+
+@torch.no_grad()
+def teacher_targets(teacher: SuperLM, batch: dict[str, Tensor], loss: LossConfig, relation_heads: int) -> TeacherTargets:
+    """The teacher (a frozen SuperLM at its full shape) on one batch."""
+    decoder = teacher.FAMILY == "decoder"
+    need_logits = decoder and loss.logits != "none"
+    kwargs = {"compute_logits": need_logits} if decoder else {}
+    out = teacher(batch["input_ids"], batch["attention_mask"], capture_layer=loss.relation.teacher_layer, **kwargs)
+    assert out.qkv is not None  # capture_layer was given
+    rel = relation_targets(out.qkv, batch["attention_mask"], relation_heads, loss.relation.kind, causal=decoder)
+    return TeacherTargets(rel, out.logits if need_logits else None,
+                          out.hidden if loss.hidden_mse_weight > 0 else None)
+
+
+def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targets: TeacherTargets,
+                  loss: LossConfig, relation_heads: int, with_lm_loss: bool = False) -> dict[str, Tensor]:
+    """The losses of sub-network `arch` on `batch`: `relation_kd`, and for decoders `logit_kd`
+    (when configured) and `lm_loss` (when asked); `total` is the weighted training loss."""
+    supernet.set_active(arch)
+    decoder = supernet.FAMILY == "decoder"
+    need_logits = decoder and (targets.logits is not None or with_lm_loss)
+    kwargs = {"compute_logits": need_logits} if decoder else {}
+    mask = batch["attention_mask"]
+    out = supernet(batch["input_ids"], mask, capture_layer=-1, **kwargs)
+    assert out.qkv is not None
+    parts: dict[str, Tensor] = {"relation_kd": relation_loss(out.qkv, targets.relations, relation_heads, loss.relation.kind)}
+    total = loss.relation.weight * parts["relation_kd"]
+    if targets.logits is not None and out.logits is not None:
+        # Position t predicts token t+1 in both models; compare over real (t, t+1) pairs.
+        s, t = out.logits[:, :-1], targets.logits[:, :-1]
+        pair_mask = mask[:, 1:] * mask[:, :-1]
+        if loss.logits == "forward_kl":
+            parts["logit_kd"] = forward_kl(s, t, pair_mask)
+        elif loss.logits == "reverse_kl":
+            parts["logit_kd"] = reverse_kl(s, t, pair_mask)
+        else:
+            parts["logit_kd"] = atkd(s, t, batch["input_ids"][:, 1:], pair_mask, loss.atkd_easy_weight,
+                                     loss.atkd_hard_weight, loss.atkd_hard_quantile)
+        total = total + loss.logits_weight * parts["logit_kd"]
+    if targets.hidden is not None:
+        parts["hidden_mse"] = hidden_mse(out.hidden, targets.hidden, mask)
+        total = total + loss.hidden_mse_weight * parts["hidden_mse"]
+    if with_lm_loss and out.logits is not None:
+        parts["lm_loss"] = lm_loss(out.logits, batch["input_ids"], mask)
+    parts["total"] = total
+    return parts
+
+
+@torch.no_grad()
+def evaluate(supernet: SuperLM, arch: Arch, batches: list[dict[str, Tensor]], targets: list[TeacherTargets],
+             loss: LossConfig, relation_heads: int) -> dict[str, float]:
+    """Mean held-out losses of `arch` with inherited weights over fixed batches (same batches,
+    same order, for every candidate)."""
+    sums: dict[str, float] = {}
+    for batch, target in zip(batches, targets):
+        parts = subnet_losses(supernet, arch, batch, target, loss, relation_heads,
+                              with_lm_loss=supernet.FAMILY == "decoder")
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    return {k: v / len(batches) for k, v in sums.items()}

@@ -1,0 +1,17 @@
+"""Fault injection for the crash tests and `benchmarks/faults.py`.
+
+`DISTILNAS_KILL_AT=POINT:STEP` makes the process SIGKILL itself when it reaches POINT at STEP
+(POINT: `train-step` after an optimizer step, `checkpoint-write` half-way through writing a
+checkpoint). Unset, this does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def maybe_die(point: str, step: int) -> None:
+    target = os.environ.get("DISTILNAS_KILL_AT")
+    if target and target == f"{point}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)

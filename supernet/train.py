@@ -1,0 +1,165 @@
+"""The supernet training loop: sandwich-rule distillation from a frozen teacher.
+
+Every step draws the sandwich set of the sub-space (largest, smallest, n random; seeded by
+(seed, step, sub-space)), runs the teacher once per micro-batch, accumulates the gradients of
+every sampled sub-network, clips, and takes one AdamW step. Batches and sandwich sets are pure
+functions of the step, so a resumed run continues the same sequence exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from search_spaces import Arch, SubSpace
+from supernet.checkpoint import load_latest, save_checkpoint
+from supernet.config import TrainConfig
+from supernet.data import TokenizedData
+from supernet.distill import evaluate, subnet_losses, teacher_targets
+from supernet.faults import maybe_die
+from supernet.superlm import SuperLM
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(RuntimeError):
+    """Too many consecutive steps had a NaN or infinite loss."""
+
+
+@dataclass
+class TrainResult:
+    subspace: str
+    step: int
+    checkpoint: Path | None
+    skipped_steps: list[int] = field(default_factory=list)
+    last_eval: dict[str, Any] = field(default_factory=dict)
+
+
+def sandwich_for_step(sub: SubSpace, seed: int, step: int, n_random: int) -> list[Arch]:
+    """The sub-networks of one step: largest, smallest and `n_random` uniform draws."""
+    rng = np.random.default_rng([seed, step, zlib.crc32(sub.name.encode())])
+    return sub.sandwich(rng, n_random)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up over `warmup_frac` of the steps, then linear decay to zero."""
+    warmup = int(cfg.warmup_frac * cfg.steps)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warmup))
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def train_supernet(supernet: SuperLM, teacher: SuperLM, sub: SubSpace, data: TokenizedData,
+                   cfg: TrainConfig, relation_heads: int, out_dir: Path, device: torch.device,
+                   progress: bool = True) -> TrainResult:
+    """Train `supernet` on sub-space `sub`, resuming from the newest checkpoint in `out_dir`."""
+    weights = supernet.weights()
+    params = list(weights.values())
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, skipped = 0, []
+    ckpt = load_latest(out_dir)
+    if ckpt is not None:
+        with torch.no_grad():
+            for name, w in weights.items():
+                w.copy_(ckpt.weights[name])
+        if ckpt.optimizer is not None:
+            optimizer.load_state_dict(ckpt.optimizer)
+        start, skipped = ckpt.step, list(ckpt.state.get("skipped_steps", []))
+        log.info("[%s] resuming at step %d from %s", sub.name, start, ckpt.path)
+    if start >= cfg.steps:
+        return TrainResult(sub.name, start, ckpt.path if ckpt else None, skipped, ckpt.state.get("last_eval", {}) if ckpt else {})
+
+    eval_batches = [_to(b, device) for b in data.held_out_batches(cfg.batch_size, cfg.eval_batches)]
+    with _autocast(device):
+        eval_targets = [teacher_targets(teacher, b, cfg.loss, relation_heads) for b in eval_batches]
+    log_path = out_dir / "train.jsonl"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bad_in_a_row, last_eval, checkpoint = 0, {}, ckpt.path if ckpt else None
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {sub.name}",
+               disable=not progress, dynamic_ncols=True)
+    supernet.train()
+    for step in bar:
+        t0 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        optimizer.zero_grad(set_to_none=True)
+        archs = sandwich_for_step(sub, cfg.seed, step, cfg.n_random)
+        losses: dict[str, float] = {}
+        finite = True
+        for micro in range(cfg.grad_accum):
+            batch = _to(data.train_batch(step, micro, cfg.grad_accum, cfg.batch_size, cfg.seed), device)
+            with _autocast(device):
+                targets = teacher_targets(teacher, batch, cfg.loss, relation_heads)
+                for arch in archs:
+                    parts = subnet_losses(supernet, arch, batch, targets, cfg.loss, relation_heads)
+                    total = parts["total"] / (len(archs) * cfg.grad_accum)
+                    if not torch.isfinite(total):
+                        finite = False
+                        break
+                    total.backward()
+                    for k, v in parts.items():
+                        losses[k] = losses.get(k, 0.0) + float(v.detach()) / (len(archs) * cfg.grad_accum)
+            if not finite:
+                break
+        if not finite:
+            # Skip the step: no update, nothing saved; the last good checkpoint stays.
+            optimizer.zero_grad(set_to_none=True)
+            skipped.append(step)
+            bad_in_a_row += 1
+            log.warning("[%s] step %d: non-finite loss, step skipped (%d in a row)", sub.name, step, bad_in_a_row)
+            _append(log_path, {"step": step, "skipped": True, "reason": "non-finite loss"})
+            if bad_in_a_row >= cfg.max_bad_steps:
+                raise TrainingDivergedError(
+                    f"training of sub-space {sub.name} diverged: {bad_in_a_row} consecutive steps with a "
+                    f"NaN/inf loss (train.max_bad_steps={cfg.max_bad_steps}); last good checkpoint: {checkpoint}")
+            continue
+        bad_in_a_row = 0
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        done = step + 1
+        seconds = time.perf_counter() - t0
+        tokens = len(archs) * cfg.grad_accum * cfg.batch_size * data.train["input_ids"].shape[1]
+        record: dict[str, Any] = {"step": done, "lr": learning_rate(cfg, step), "grad_norm": float(grad_norm),
+                                  "tokens_per_s": tokens / seconds, "archs": [a.id for a in archs], **losses}
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            supernet.eval()
+            with _autocast(device):
+                last_eval = {name: evaluate(supernet, arch, eval_batches, eval_targets, cfg.loss, relation_heads)
+                             for name, arch in (("largest", sub.largest), ("smallest", sub.smallest))}
+            supernet.train()
+            record["eval"] = last_eval
+        _append(log_path, record)
+        bar.set_postfix(loss=f"{losses['total']:.4f}", tok_s=f"{tokens / seconds:.0f}")
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            checkpoint = save_checkpoint(out_dir, done, weights, optimizer.state_dict(), {
+                "subspace": sub.name, "skipped_steps": skipped, "last_eval": last_eval,
+                "done": done == cfg.steps, "supernet": supernet.describe(),
+            })
+        maybe_die("train-step", done)
+    supernet.eval()
+    return TrainResult(sub.name, cfg.steps, checkpoint, skipped, last_eval)
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")

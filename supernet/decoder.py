@@ -86,9 +86,13 @@ class SuperLlama(SuperLM):
             kh, vh = kh.repeat_interleave(group, dim=1), vh.repeat_interleave(group, dim=1)
             ctx = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask)
             ctx = ctx.transpose(1, 2).reshape(B, T, a.attention_width)
+            if self.observer:
+                self.observer(i, "heads", ctx)
             x = x + F.linear(ctx, self.active(p + "self_attn.o_proj.weight"))
             r = self._norm(x, p + "post_attention_layernorm.weight")
             gated = act(F.linear(r, self.active(p + "mlp.gate_proj.weight"))) * F.linear(r, self.active(p + "mlp.up_proj.weight"))
+            if self.observer:
+                self.observer(i, "neurons", gated)
             x = x + F.linear(gated, self.active(p + "mlp.down_proj.weight"))
         x = self._norm(x, "model.norm.weight")
         logits = F.linear(x, self.lm_head_weight()) if compute_logits else None

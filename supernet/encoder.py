@@ -74,9 +74,13 @@ class SuperBert(SuperLM):
             heads = lambda t: t.view(B, T, a.num_heads, a.head_dim).transpose(1, 2)  # noqa: E731  (B, a, T, d)
             ctx = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=mask)
             ctx = ctx.transpose(1, 2).reshape(B, T, a.attention_width)
+            if self.observer:
+                self.observer(i, "heads", ctx)
             attn_out = F.linear(ctx, self.active(p + "attention.output.dense.weight"), self.active(p + "attention.output.dense.bias"))
             x = self._norm(attn_out + x, p + "attention.output.LayerNorm")
             inner = act(F.linear(x, self.active(p + "intermediate.dense.weight"), self.active(p + "intermediate.dense.bias")))
+            if self.observer:
+                self.observer(i, "neurons", inner)
             ffn_out = F.linear(inner, self.active(p + "output.dense.weight"), self.active(p + "output.dense.bias"))
             x = self._norm(ffn_out + x, p + "output.LayerNorm")
         pooled = torch.tanh(F.linear(x[:, 0], self.active("pooler.dense.weight"), self.active("pooler.dense.bias")))

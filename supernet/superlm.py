@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -118,6 +118,9 @@ class SuperLM(nn.Module):
         self._check_weight_map()
         self.arch = self.full_arch
         self.layers = list(range(self.full_arch.num_layers))
+        # Called as observer(layer, "heads" | "neurons", x) with the inputs of the attention
+        # output projection (B, T, a*d) and of the FFN down projection (B, T, f); see importance.py.
+        self.observer: Callable[[int, str, Tensor], None] | None = None
 
     # -- the weight map ------------------------------------------------------------------
 

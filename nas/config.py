@@ -12,21 +12,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from search_spaces import LAYER_POLICIES
 from supernet.config import DataConfig, SpaceConfig, TeacherConfig, TrainConfig, StrictConfig
 
-OBJECTIVES = {
-    # name -> direction; the quality names are filled by nas.evaluate for the run's family.
-    "relation_kd": "minimize",
-    "logit_kd": "minimize",
-    "lm_loss": "minimize",
-    "params": "minimize",
-    "params_non_embedding": "minimize",
-    "flops": "minimize",
-    "latency_ms": "minimize",
-}
+# Objective names a search can report: quality proxies (relation_kd for both families; logit_kd
+# and lm_loss for decoders) and costs.
+OBJECTIVES = ("relation_kd", "logit_kd", "lm_loss", "params", "params_non_embedding", "flops", "latency_ms")
 BUDGET_KEYS = ("flops", "params", "params_non_embedding", "latency_ms")
-SAMPLERS = ("auto", "nsga2", "tpe", "gp", "random", "grid")
 
 
 class ConfigError(ValueError):
@@ -146,4 +137,4 @@ def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
 
 
-__all__ = ["RunConfig", "ConfigError", "load_config", "parse_config", "dump_config", "LAYER_POLICIES"]
+__all__ = ["RunConfig", "ConfigError", "load_config", "parse_config", "dump_config"]

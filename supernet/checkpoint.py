@@ -93,12 +93,3 @@ def load_latest(directory: Path, with_optimizer: bool = True) -> Checkpoint | No
             log.warning("skipping checkpoint %s: %s", path, err)
     return None
 
-
-def weights_hash(directory: Path) -> str | None:
-    """The SHA-256 of the newest intact checkpoint's weights (provenance for search trials)."""
-    for path in sorted(directory.glob("step-*"), reverse=True):
-        try:
-            return json.loads((path / "state.json").read_text())["weights_sha256"]
-        except Exception:
-            continue
-    return None

@@ -18,8 +18,6 @@ import tempfile
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
-
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from supernet.hf_models import MODEL_CLASS, student_config
@@ -142,6 +140,3 @@ def _load_gguf_and_cache(src: TeacherSource, config: PretrainedConfig, arch: Arc
         pass
     return model
 
-
-def describe(config: PretrainedConfig) -> dict[str, Any]:
-    return {"model_type": config.model_type, **teacher_arch(config).to_dict()}

@@ -3,8 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
-
 import nas
 from nas.config import ConfigError, load_config, parse_config
 
@@ -56,4 +54,3 @@ def test_yaml_is_loaded_safely(tmp_path):
     evil.write_text("teacher: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(evil)
-    assert yaml.safe_load("a: 1") == {"a": 1}

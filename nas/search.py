@@ -1,0 +1,294 @@
+"""`nas search CONFIG`: multi-objective search of every sub-space's trained supernet.
+
+One Optuna study per (run, sub-space) in the run's storage. Each trial suggests an architecture
+(`suggest_arch`, the one translation between Optuna parameters and `Arch`), scores it with
+inherited weights (`nas.evaluate`), and records the architecture, every objective, the budget
+constraints, the sub-space and provenance as trial attributes. Trials run in-process, or as Ray
+Tune trials (`OptunaSearch` on the same storage) when a Ray address is given.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.config import RunConfig, SearchConfig
+from nas.evaluate import Evaluator, Measurement, held_out_targets
+from nas.run import Run, load_data, load_teacher_net, load_trained_supernet, open_run
+from nas.storage import open_storage
+from search_spaces import Arch, SubSpace
+from supernet import teachers
+from supernet.checkpoint import load_latest
+from supernet.faults import maybe_die
+
+log = logging.getLogger(__name__)
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+
+# -- the space translation ------------------------------------------------------------------
+
+def free_dims(sub: SubSpace) -> dict[str, tuple[Any, ...]]:
+    """The dimensions a trial suggests. Encoders derive num_heads = hidden_size / head_dim and
+    have no KV choice; FFN sizes are suggested as the sub-space states them (size or ratio)."""
+    c = sub.choices
+    dims: dict[str, tuple[Any, ...]] = {"num_layers": c.num_layers, "hidden_size": c.hidden_size, "head_dim": c.head_dim}
+    if sub.teacher.family == "decoder":
+        dims.update(num_heads=c.num_heads, num_kv_heads=c.num_kv_heads)
+    if c.mlp_ratio:
+        dims["mlp_ratio"] = c.mlp_ratio
+    else:
+        dims["intermediate_size"] = c.intermediate_size
+    return dims
+
+
+def arch_params(arch: Arch, sub: SubSpace) -> dict[str, Any]:
+    """The trial parameters that denote `arch` (the inverse of `suggest_arch` on members)."""
+    out: dict[str, Any] = {}
+    for dim in free_dims(sub):
+        if dim == "mlp_ratio":
+            out[dim] = next(r for r in sub.choices.mlp_ratio
+                            if Fraction(str(r)) * arch.hidden_size == arch.intermediate_size)
+        else:
+            out[dim] = getattr(arch, dim)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _member_params(sub: SubSpace) -> list[tuple[Arch, dict[str, Any]]]:
+    return [(a, arch_params(a, sub)) for a in sub.archs()]
+
+
+def nearest_member(params: dict[str, Any], sub: SubSpace) -> Arch:
+    """The member whose parameters are fewest choice-steps away (ties: enumeration order)."""
+    rank = {d: {v: i for i, v in enumerate(vals)} for d, vals in free_dims(sub).items()}
+    return min(_member_params(sub),
+               key=lambda m: sum(abs(rank[d][m[1][d]] - rank[d][params[d]]) for d in rank))[0]
+
+
+def suggest_arch(trial: optuna.Trial, sub: SubSpace) -> Arch:
+    """Suggest each free dimension categorically; a combination the family's rules exclude is
+    mapped to the nearest member, and the trial records that (`repaired`)."""
+    params = {dim: trial.suggest_categorical(dim, list(values)) for dim, values in free_dims(sub).items()}
+    for arch, member in _member_params(sub):
+        if member == params:
+            return arch
+    arch = nearest_member(params, sub)
+    trial.set_user_attr("repaired", True)
+    return arch
+
+
+# -- samplers and studies -------------------------------------------------------------------
+
+def make_sampler(name: str, sub: SubSpace, search: SearchConfig) -> optuna.samplers.BaseSampler:
+    """The sampler of a sub-space's study. Constrained samplers see the budgets through the
+    constraints each trial sets (`Trial.set_constraint`, one per budget)."""
+    n_obj, seed = len(search.objectives), search.seed
+    if name == "auto":
+        name = "nsga2" if n_obj > 1 else "tpe"
+    if name == "nsga2":
+        population = max(4, min(50, search.trials // 3))
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler({d: list(v) for d, v in free_dims(sub).items()}, seed=seed)
+    raise ValueError(f"search.sampler: got {name!r}; allowed: auto, nsga2, tpe, gp, random, grid")
+
+
+def study_name(config: RunConfig, sub: SubSpace) -> str:
+    return f"{Path(config.run_dir).name}:{sub.name}"
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def find_duplicate(study: optuna.Study, arch_id: str) -> FrozenTrial | None:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("arch_id") == arch_id and "objectives" in t.user_attrs:
+            return t
+    return None
+
+
+def record(trial: optuna.Trial, m: Measurement, budgets: dict[str, float]) -> None:
+    for key, value in zip(sorted(budgets), m.constraints):  # the order of constraint_values
+        trial.set_constraint(key, value)
+    trial.set_user_attr("objectives", m.objectives)
+    trial.set_user_attr("constraints", m.constraints)
+    trial.set_user_attr("feasible", m.feasible)
+
+
+# -- provenance -----------------------------------------------------------------------------
+
+def _file_hash(directory: Path | None) -> str | None:
+    if directory is None:
+        return None
+    h = hashlib.sha256()
+    for f in sorted(directory.iterdir()):
+        if f.suffix in (".safetensors", ".gguf", ".bin") or f.name == "config.json":
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def provenance(run: Run, checkpoint_sha: str, checkpoint_step: int, data_fp: str, device: torch.device) -> dict[str, Any]:
+    versions = {}
+    for pkg in ("distilnas", "torch", "transformers", "optuna", "ray", "datasets"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    source = teachers.resolve(run.config.teacher.id)
+    return {
+        "teacher_id": run.config.teacher.id, "teacher_revision": run.config.teacher.revision,
+        "teacher_files_sha256": _file_hash(source.directory), "supernet_sha256": checkpoint_sha,
+        "supernet_step": checkpoint_step, "data_fingerprint": data_fp,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu:{platform.machine()}",
+        "packages": versions,
+    }
+
+
+# -- the recipe -----------------------------------------------------------------------------
+
+class SearchError(RuntimeError):
+    pass
+
+
+def check_objectives(search: SearchConfig, family: str, logits: str) -> None:
+    """Each objective must be one this run can measure (before any weights load)."""
+    allowed = {"relation_kd", "params", "params_non_embedding", "flops", "latency_ms"}
+    if family == "decoder":
+        allowed.add("lm_loss")
+        if logits != "none":
+            allowed.add("logit_kd")
+    for i, o in enumerate(search.objectives):
+        if o.name not in allowed:
+            raise ValueError(f"search.objectives.{i}.name: got {o.name!r}; this {family} run can measure "
+                             f"{sorted(allowed)}" + (" (logit_kd needs train.loss.logits)" if o.name == "logit_kd" else ""))
+
+
+@dataclass
+class SubspaceSearch:
+    subspace: str
+    study_name: str
+    finished: int
+    complete: int
+    failed: int
+
+
+def run_search(config: RunConfig, trials: int | None = None, timeout: float | None = None,
+               sampler: str | None = None, ray_address: str | None = None, subspaces: list[str] | None = None,
+               device: str | None = None) -> list[SubspaceSearch]:
+    search = config.search.model_copy(update={k: v for k, v in (("trials", trials), ("sampler", sampler)) if v is not None})
+    run = open_run(config)
+    storage = open_storage(config.storage_url)
+    dev = run.device(device)
+    chosen = [run.space[n] for n in subspaces] if subspaces else list(run.space.subspaces)
+    check_objectives(search, run.space.teacher.family, config.train.loss.logits)
+    for sub in chosen:  # fail before loading anything if a sub-space was never trained
+        if load_latest(run.supernet_dir(sub.name), with_optimizer=False) is None:
+            raise SearchError(f"no trained supernet for sub-space {sub.name!r} in {run.run_dir}; "
+                              f"run `nas train {run.run_dir / 'config.yaml'}` first")
+    data = load_data(run)
+    teacher = load_teacher_net(run, dev)
+    batches = [{k: v.to(dev) for k, v in b.items()}
+               for b in data.held_out_batches(config.train.batch_size, search.eval_batches)]
+    targets = held_out_targets(teacher, batches, config.train.loss, run.relation_heads)
+    del teacher  # its targets are all the search needs from it
+    measure_latency = any(o.name == "latency_ms" for o in search.objectives) or "latency_ms" in search.budgets
+    deadline = None if timeout is None else time.monotonic() + timeout
+    results = []
+    for sub in chosen:
+        supernet, ckpt = load_trained_supernet(run, sub.name, dev)
+        evaluator = Evaluator(supernet, batches, targets, config.train.loss, run.relation_heads,
+                              search.batch_size, search.seq_len, search.budgets, dev, measure_latency)
+        prov = provenance(run, ckpt.state["weights_sha256"], ckpt.step, data.fingerprint, dev)
+        study = optuna.create_study(
+            storage=storage, study_name=study_name(config, sub), load_if_exists=True,
+            directions=[o.direction for o in search.objectives], sampler=make_sampler(search.sampler, sub, search))
+        for key, value in {"run_dir": str(run.run_dir.resolve()), "subspace": sub.name, "space": run.space.name,
+                           "objectives": [o.name for o in search.objectives], "budgets": search.budgets,
+                           "family": sub.teacher.family, "provenance": prov}.items():
+            study.set_user_attr(key, value)
+        enqueue_warm_starts(study, sub, search)
+        remaining = search.trials - finished_trials(study)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if remaining > 0 and (left is None or left > 0):
+            log.info("[%s] study %s: %d trial(s) to run", sub.name, study.study_name, remaining)
+            if ray_address or config.ray.address:
+                from nas.search_ray import run_trials_on_ray
+
+                run_trials_on_ray(study, storage, sub, evaluator, search, prov, remaining, left,
+                                  ray_address or config.ray.address, config.ray)
+            else:
+                study.optimize(objective_fn(study, sub, evaluator, search, prov), n_trials=remaining, timeout=left,
+                               catch=(Exception,), callbacks=[_fault_point], show_progress_bar=False)
+        done = study.get_trials(deepcopy=False, states=FINISHED)
+        results.append(SubspaceSearch(sub.name, study.study_name, len(done),
+                                      sum(t.state == TrialState.COMPLETE for t in done),
+                                      sum(t.state == TrialState.FAIL for t in done)))
+        del supernet, evaluator
+    return results
+
+
+def _fault_point(study: optuna.Study, trial: FrozenTrial) -> None:
+    maybe_die("search-trial", trial.number + 1)
+
+
+def enqueue_warm_starts(study: optuna.Study, sub: SubSpace, search: SearchConfig) -> None:
+    """The truncated teacher (the sub-space's largest member) and the config's architectures
+    that belong to the sub-space, once (skipped if already queued or evaluated)."""
+    starts = [sub.largest]
+    for raw in search.warm_start:
+        arch = Arch.from_dict({**sub.teacher.to_dict(), **raw})
+        if arch in sub:
+            starts.append(arch)
+    for arch in starts:
+        study.enqueue_trial(arch_params(arch, sub), user_attrs={"warm_start": True}, skip_if_exists=True)
+
+
+def objective_fn(study: optuna.Study, sub: SubSpace, evaluator: Evaluator, search: SearchConfig,
+                 prov: dict[str, Any]) -> Callable[[optuna.Trial], list[float]]:
+    names = [o.name for o in search.objectives]
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        arch = suggest_arch(trial, sub)
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("arch_id", arch.id)
+        trial.set_user_attr("subspace", sub.name)
+        trial.set_user_attr("provenance", prov)
+        duplicate = find_duplicate(study, arch.id)
+        try:
+            if duplicate is not None:  # evaluated before: reuse, do not evaluate again
+                trial.set_user_attr("duplicate_of", duplicate.number)
+                m = Measurement(arch, duplicate.user_attrs["objectives"], duplicate.user_attrs["constraints"])
+            else:
+                m = evaluator.measure(arch)
+        except Exception as err:
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:500])
+            raise
+        record(trial, m, search.budgets)
+        values = [m.objectives[n] for n in names]
+        if not all(math.isfinite(v) for v in values):
+            trial.set_user_attr("fail_reason", "non-finite objective")
+        return values
+
+    return objective

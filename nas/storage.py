@@ -1,0 +1,32 @@
+"""Opening an Optuna storage from a URL: SQLite / PostgreSQL (RDB, with heartbeats so a trial
+left RUNNING by a dead process is failed and retried) or `journal:///path/to/file.log`."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+
+HEARTBEAT_S = 10
+GRACE_S = 30
+
+
+class StorageError(ValueError):
+    pass
+
+
+def open_storage(url: str) -> BaseStorage:
+    if url.startswith("journal://"):
+        return JournalStorage(JournalFileBackend(url.removeprefix("journal://")))
+    if not url.startswith(("sqlite:///", "postgresql://", "postgresql+", "mysql")):
+        raise StorageError(f"storage: got {url!r}; allowed: sqlite:///PATH, postgresql://..., journal:///PATH")
+    with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+
+
+def study_names(storage: BaseStorage) -> list[str]:
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]

@@ -1,0 +1,166 @@
+"""Search, Pareto queries and export on a tiny trained run (real Optuna storage, real HF models)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+from transformers import AutoModel
+
+from conftest import TINY_ENCODER, tiny_run_config
+from nas.config import parse_config
+from nas.pareto import load_points, pareto_front
+from nas.run import load_trained_supernet, open_run
+from nas.search import arch_params, free_dims, run_search, suggest_arch
+from nas.train import run_train
+from search_spaces import params
+
+BUDGET = 3.0e6  # flops at 1 x 16 tokens: excludes the larger members of the "base" sub-space
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("search")
+    raw = tiny_run_config(tmp, TINY_ENCODER, steps=2)
+    raw["search"].update(budgets={"flops": BUDGET}, trials=6)
+    run_train(parse_config(raw), progress=False)
+    return tmp, raw
+
+
+def nas(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas.cli", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_search_records_everything_and_pareto_reads_it(trained):
+    tmp, raw = trained
+    config = parse_config(raw)
+    results = run_search(config)
+    assert [(r.subspace, r.finished) for r in results] == [("small", 6), ("base", 6)]
+    storage = config.storage_url
+    points, directions = load_points(storage)
+    assert directions == {"relation_kd": "minimize", "flops": "minimize"}
+    studies = optuna.get_all_study_summaries(storage)
+    for summary in studies:
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        trials = study.get_trials(states=(TrialState.COMPLETE,))
+        assert trials and trials[0].user_attrs.get("warm_start")  # the truncated teacher first
+        for t in trials:
+            attrs = t.user_attrs
+            assert {"arch", "arch_id", "objectives", "constraints", "feasible", "subspace", "provenance"} <= set(attrs)
+            assert set(attrs["provenance"]) >= {"teacher_id", "teacher_files_sha256", "supernet_sha256",
+                                                "data_fingerprint", "device", "packages"}
+            assert attrs["feasible"] == (attrs["objectives"]["flops"] <= BUDGET)
+            assert attrs["objectives"]["params"] == params(config_arch(attrs["arch"])).total
+    front = pareto_front(points, ["relation_kd", "flops"], directions)
+    assert front and all(p.feasible for p in front)
+    assert any(not p.feasible for p in points)  # the budget did exclude something
+    for p in front:  # nothing feasible dominates a front point
+        assert not any(q.feasible and q.objectives["relation_kd"] < p.objectives["relation_kd"]
+                       and q.objectives["flops"] < p.objectives["flops"] for q in points)
+
+    out = nas("pareto", "--storage", storage, "--format", "json", "--max-flops", "1e6", "--plot", str(tmp / "front.png"))
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert rows and all(r["objectives"]["flops"] <= 1e6 for r in rows)
+    assert (tmp / "front.png").stat().st_size > 1000
+    table = nas("pareto", "--storage", storage)
+    assert "hypervolume" in table.stdout
+
+    # Running the same search again evaluates nothing new: the studies are at their trial count.
+    again = run_search(config)
+    assert [r.finished for r in again] == [6, 6]
+
+
+def config_arch(d):
+    from search_spaces import Arch
+
+    return Arch.from_dict(d)
+
+
+def test_export_loads_with_automodel_and_matches_the_supernet(trained):
+    tmp, raw = trained
+    config = parse_config(raw)
+    run_search(config)
+    out = nas("export", "--storage", config.storage_url, "--best-under", "flops=2e6", "--out", str(tmp / "student"))
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp / "student" / "distilnas.json").read_text())
+    assert record["objectives"]["flops"] <= 2e6
+    model = AutoModel.from_pretrained(tmp / "student").eval()
+    run = open_run(config, save_config=False)
+    supernet, _ = load_trained_supernet(run, record["subspace"], torch.device("cpu"))
+    supernet.set_active(config_arch(record["arch"]))
+    ids = torch.randint(0, 30522, (2, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).last_hidden_state, supernet(ids).hidden, atol=1e-5, rtol=0)
+    assert "# Student" in (tmp / "student" / "README.md").read_text()
+    refused = nas("export", "--storage", config.storage_url, "--trial", str(record["trial_id"]), "--out", str(tmp / "student"))
+    assert refused.returncode == 2 and "is not empty; pass --force" in refused.stderr
+
+
+def test_killed_search_resumes_without_losing_or_duplicating_trials(trained, tmp_path):
+    tmp, raw = trained
+    raw = {**raw, "storage": f"sqlite:///{tmp_path / 'kill.db'}", "search": {**raw["search"], "trials": 5}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "DISTILNAS_KILL_AT": "search-trial:3"}
+    killed = nas("search", str(tmp_path / "run.yaml"), "--subspace", "small", env=env)
+    assert killed.returncode == -9
+    study = optuna.load_study(study_name=f"{Path(raw['run_dir']).name}:small", storage=raw["storage"])
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    resumed = nas("search", str(tmp_path / "run.yaml"), "--subspace", "small")
+    assert resumed.returncode == 0, resumed.stderr
+    trials = optuna.load_study(study_name=study.study_name, storage=raw["storage"]).get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_failing_evaluation_is_recorded_and_the_search_goes_on(trained, tmp_path, monkeypatch):
+    import nas.evaluate
+
+    tmp, raw = trained
+    raw = {**raw, "storage": f"sqlite:///{tmp_path / 'fail.db'}", "search": {**raw["search"], "trials": 4}}
+    real = nas.evaluate.Evaluator.measure
+    calls = {"n": 0}
+
+    def flaky(self, arch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(self, arch)
+
+    monkeypatch.setattr(nas.evaluate.Evaluator, "measure", flaky)
+    [result] = run_search(parse_config(raw), subspaces=["small"])
+    assert (result.finished, result.failed) == (4, 1)
+    study = optuna.load_study(study_name=result.study_name, storage=raw["storage"])
+    [failed] = study.get_trials(states=(TrialState.FAIL,))
+    assert failed.user_attrs["fail_reason"].startswith("OutOfMemoryError: CUDA out of memory")
+
+
+def test_suggest_arch_repairs_to_nearest_member_and_round_trips(trained):
+    _, raw = trained
+    run = open_run(parse_config(raw), save_config=False)
+    sub = run.space["small"]
+    for arch in sub.archs():
+        assert suggest_arch(optuna.trial.FixedTrial(arch_params(arch, sub)), sub) == arch
+    # head_dim 16 with hidden 48 means 3 heads, which the "small" box does not hold only if the
+    # teacher's head count forbids it; any suggested combination must map into the sub-space.
+    for hidden in sub.choices.hidden_size:
+        for ffn in sub.choices.intermediate_size:
+            params_ = {**{d: v[-1] for d, v in free_dims(sub).items()}, "hidden_size": hidden, "intermediate_size": ffn}
+            arch = suggest_arch(optuna.trial.FixedTrial(params_), sub)
+            assert arch in sub and arch.hidden_size == hidden and arch.intermediate_size == ffn
+
+
+def test_bad_objective_fails_before_weights_load(trained):
+    _, raw = trained
+    raw = {**raw, "search": {**raw["search"], "objectives": ["logit_kd", "flops"]}}
+    with pytest.raises(ValueError, match="search.objectives.0.name: got 'logit_kd'; this encoder run can measure"):
+        run_search(parse_config(raw))

@@ -237,7 +237,8 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
                 from nas.search_ray import run_trials_on_ray
 
                 run_trials_on_ray(study, storage, sub, evaluator, search, prov, remaining, left,
-                                  ray_address or config.ray.address, config.ray)
+                                  ray_address or config.ray.address, config.ray, config.storage_url,
+                                  run.run_dir / "ray_results")
             else:
                 study.optimize(objective_fn(study, sub, evaluator, search, prov), n_trials=remaining, timeout=left,
                                catch=(Exception,), callbacks=[_fault_point], show_progress_bar=False)
@@ -246,6 +247,10 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
                                       sum(t.state == TrialState.COMPLETE for t in done),
                                       sum(t.state == TrialState.FAIL for t in done)))
         del supernet, evaluator
+    if ray_address or config.ray.address:
+        import ray
+
+        ray.shutdown()  # the connection (or the local Ray) this search opened
     return results
 
 

@@ -164,3 +164,18 @@ def test_bad_objective_fails_before_weights_load(trained):
     raw = {**raw, "search": {**raw["search"], "objectives": ["logit_kd", "flops"]}}
     with pytest.raises(ValueError, match="search.objectives.0.name: got 'logit_kd'; this encoder run can measure"):
         run_search(parse_config(raw))
+
+
+def test_decoder_combination_outside_the_rules_is_repaired_to_the_nearest_member(tiny_decoder_arch):
+    from search_spaces import SearchSpace, hf_config_overrides
+
+    space = SearchSpace.from_teacher({"model_type": "llama", **hf_config_overrides(tiny_decoder_arch)}, partitions=1)
+    sub = space.subspaces[0]
+    wanted = {"num_layers": 4, "hidden_size": 72, "head_dim": 16, "num_heads": 4, "num_kv_heads": 3,
+              "intermediate_size": 96}  # 4 % 3 != 0: not a Llama shape
+    trial = optuna.trial.FixedTrial(wanted)
+    arch = suggest_arch(trial, sub)
+    assert arch in sub and trial.user_attrs["repaired"] is True
+    # The members one choice-step away: 3 heads with 3 KV heads, or 4 heads with 2.
+    assert (arch.num_heads, arch.num_kv_heads) in {(3, 3), (4, 2)}
+    assert (arch.num_layers, arch.hidden_size, arch.intermediate_size) == (4, 72, 96)

@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     pareto.add_argument("--max-latency-ms", type=float)
     pareto.add_argument("--format", choices=["table", "json", "csv"], default="table")
     pareto.add_argument("--plot", help="write the front plot to this PNG file")
+    pareto.add_argument("--verify-latency", action="store_true",
+                        help="re-measure every front point's latency here and show predicted vs measured")
+    pareto.add_argument("--device", default="cpu", help="device for --verify-latency (default cpu)")
     pareto.set_defaults(func=cmd_pareto)
 
     export = commands.add_parser("export", help="export a trial as a stock Hugging Face directory",
@@ -188,7 +191,92 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true")
     export.add_argument("--device", default="cpu")
     export.set_defaults(func=cmd_export)
+
+    latency = commands.add_parser("latency", help="measure latency and fit a predictor").add_subparsers(
+        dest="latency_command", required=True, metavar="SUBCOMMAND")
+    measure = latency.add_parser("measure", help="time architectures on a device into its latency table",
+                                 description="Times the stock HF model's forward (encoders) or prefill plus "
+                                             "per-token decode (decoders): warm-up, repeats, median and spread.")
+    what = measure.add_mutually_exclusive_group(required=True)
+    what.add_argument("--arch", help="one architecture JSON (or file)")
+    what.add_argument("--space", help="a built-in space name or space YAML: sample --samples of it")
+    what.add_argument("--config", help="a run config: sample its space; the table goes to its run dir")
+    measure.add_argument("--samples", type=int, default=40)
+    measure.add_argument("--seed", type=int, default=0)
+    measure.add_argument("--device", default="cpu")
+    measure.add_argument("--batch", type=int, default=1)
+    measure.add_argument("--seq-len", type=int, default=128)
+    measure.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    measure.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    measure.add_argument("--repeats", type=int, default=7)
+    measure.add_argument("--run-dir", default="runs/latency", help="where the table goes without --config")
+    measure.set_defaults(func=cmd_latency_measure)
+    fit = latency.add_parser("fit", help="fit the latency predictor of a device from its table")
+    fit.add_argument("--config", help="a run config (its run dir holds the table)")
+    fit.add_argument("--run-dir", default="runs/latency")
+    fit.add_argument("--device", default="cpu")
+    fit.add_argument("--batch", type=int, default=1)
+    fit.add_argument("--seq-len", type=int, default=128)
+    fit.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    fit.set_defaults(func=cmd_latency_fit)
     return parser
+
+
+def _latency_run_dir(args: argparse.Namespace) -> tuple[Path, Any, list[Arch] | None]:
+    """(run dir, teacher config or None, the space's architectures or None) of a latency command."""
+    if getattr(args, "config", None):
+        from nas.config import load_config
+        from nas.run import open_run
+
+        run = open_run(load_config(args.config), save_config=False)
+        return run.run_dir, run.teacher_config, list(run.space.archs())
+    return Path(args.run_dir), None, None
+
+
+def cmd_latency_measure(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from nas.latency import measure_into_table, table_path
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_dir, base, archs = _latency_run_dir(args)
+    if args.arch:
+        archs = [_read_arch(args.arch)]
+    elif args.space:
+        path = Path(args.space)
+        archs = list((SearchSpace.load(path) if path.suffix in (".yaml", ".yml") else SearchSpace.builtin(args.space)).archs())
+    assert archs is not None
+    if len(archs) > 1:
+        rng = np.random.default_rng(args.seed)
+        archs = [archs[i] for i in rng.choice(len(archs), size=min(args.samples, len(archs)), replace=False)]
+    device = torch.device(args.device)
+    path = table_path(run_dir, device)
+    table = measure_into_table(archs, base, device, args.batch, args.seq_len, args.dtype, path, args.repeats)
+    for point in table.points[-len(archs):][:10]:
+        arch = Arch.from_dict(point["arch"])
+        decode = f", decode {point['decode_ms_per_token']:.2f} ms/token" if point.get("decode_ms_per_token") else ""
+        print(f"{arch.id:<36} {point['median_ms']:9.2f} ms (IQR {point['spread_ms']:.2f}){decode}")
+    print(f"{len(archs)} point(s) added; table {path} now holds {len(table.points)}")
+
+
+def cmd_latency_fit(args: argparse.Namespace) -> None:
+    import torch
+
+    from nas.latency import LatencyPredictor, LatencyTable, predictor_path, table_path
+
+    run_dir, _, _ = _latency_run_dir(args)
+    device = torch.device(args.device)
+    path = table_path(run_dir, device)
+    if not path.is_file():
+        raise FileNotFoundError(f"latency fit: no table for {device} at {path}; run `nas latency measure` first")
+    table = LatencyTable.load(path)
+    archs, ms = table.samples(args.batch, args.seq_len, args.dtype)
+    predictor = LatencyPredictor.fit(archs, ms, args.batch, args.seq_len, args.dtype, table.device)
+    predictor.save(predictor_path(run_dir, device))
+    print(f"predictor for {device} from {predictor.n_points} point(s): training MAPE {predictor.train_mape:.1%}, "
+          f"max {predictor.train_max_ape:.1%}; saved to {predictor_path(run_dir, device)}")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -223,6 +311,29 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     if args.plot:
         plot_front(points, front, objectives, Path(args.plot))
         print(f"plot: {args.plot}", file=sys.stderr)
+    if args.verify_latency:
+        verify_latency(front, args.device)
+
+
+def verify_latency(front: list[Any], device_name: str) -> None:
+    import torch
+
+    from nas.latency import measure_arch
+
+    rows = [p for p in front if "latency_ms" in p.objectives]
+    if not rows:
+        raise ValueError("--verify-latency: no point on this front has latency_ms")
+    device = torch.device(device_name)
+    print(f"{'trial':>6} {'arch':<34} {'predicted ms':>13} {'measured ms':>12} {'error':>7}")
+    errors = []
+    for p in rows:
+        s = p.settings
+        measured = measure_arch(Arch.from_dict(p.arch), None, s["batch"] or 1, s["seq_len"] or 128, device,
+                                s["latency_dtype"] or "fp32").median_ms
+        predicted = p.objectives["latency_ms"]
+        errors.append(abs(predicted - measured) / measured)
+        print(f"{p.trial_id:>6} {p.arch_id:<34} {predicted:>13.3f} {measured:>12.3f} {errors[-1]:>7.1%}")
+    print(f"mean absolute error {sum(errors) / len(errors):.1%} over {len(errors)} point(s), measured on {device}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -48,6 +48,10 @@ class SearchConfig(StrictConfig):
     seq_len: int = Field(default=128, gt=0)
     eval_batches: int = Field(default=4, gt=0)
     warm_start: list[dict[str, Any]] = Field(default_factory=list, description="architectures enqueued first")
+    latency_device: str | None = Field(
+        default=None, description="predict latency_ms with the predictor fitted for this device (e.g. cpu, cuda:0); "
+                                  "unset: measure on the search device")
+    latency_dtype: Literal["fp32", "bf16"] = "fp32"
 
     @field_validator("objectives", mode="before")
     @classmethod

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from nas.latency import measure_forward
 from search_spaces import Arch, flops, params
 from supernet.config import LossConfig
 from supernet.distill import TeacherTargets, evaluate, teacher_targets
@@ -51,24 +50,41 @@ class Evaluator:
 
     def __init__(self, supernet: SuperLM, batches: list[dict[str, torch.Tensor]], targets: list[TeacherTargets],
                  loss: LossConfig, relation_heads: int, batch: int, seq_len: int, budgets: dict[str, float],
-                 device: torch.device, measure_latency: bool = False) -> None:
+                 device: torch.device, latency: Callable[[Arch], float] | None = None) -> None:
         self.supernet = supernet.eval()
         self.batches, self.targets = batches, targets
         self.loss, self.relation_heads = loss, relation_heads
         self.batch, self.seq_len, self.budgets = batch, seq_len, budgets
-        self.device, self.measure_latency = device, measure_latency
+        self.device, self.latency = device, latency
 
     def measure(self, arch: Arch) -> Measurement:
         objectives: dict[str, float] = dict(costs(arch, self.batch, self.seq_len))
         quality = evaluate(self.supernet, arch, self.batches, self.targets, self.loss, self.relation_heads)
         objectives.update({k: v for k, v in quality.items() if k in QUALITY})
-        if self.measure_latency:
-            objectives["latency_ms"] = measure_forward(self.supernet.extract(arch), self.batch, self.seq_len,
-                                                       self.device).median_ms
+        if self.latency is not None:
+            objectives["latency_ms"] = self.latency(arch)
         bad = [k for k, v in objectives.items() if not math.isfinite(v)]
         if bad:
             raise FloatingPointError(f"non-finite objective(s) {bad} for {arch.id}")
         return Measurement(arch, objectives, constraint_values(objectives, self.budgets))
+
+
+@dataclass
+class MeasuredLatency:
+    """latency_ms by timing the extracted student on `device` (when no predictor is configured).
+    A dataclass, not a closure, so that it pickles into Ray's object store with the evaluator."""
+
+    supernet: SuperLM
+    batch: int
+    seq_len: int
+    device: torch.device
+    dtype: str = "fp32"
+
+    def __call__(self, arch: Arch) -> float:
+        from nas.latency import measure_forward
+
+        model = self.supernet.extract(arch)
+        return measure_forward(model, self.batch, self.seq_len, self.device, dtype=self.dtype).median_ms
 
 
 def held_out_targets(teacher: SuperLM, batches: list[dict[str, torch.Tensor]], loss: LossConfig,

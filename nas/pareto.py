@@ -29,6 +29,7 @@ class Point:
     arch: dict[str, Any]
     objectives: dict[str, float]
     feasible: bool
+    settings: dict[str, Any]  # the study's batch, seq_len and latency dtype for costs
 
 
 def load_points(storage_url: str, studies: list[str] | None = None) -> tuple[list[Point], dict[str, str]]:
@@ -42,13 +43,14 @@ def load_points(storage_url: str, studies: list[str] | None = None) -> tuple[lis
     for name in studies or names:
         study = optuna.load_study(study_name=name, storage=storage)
         objectives = study.user_attrs.get("objectives", [])
+        settings = {k: study.user_attrs.get(k) for k in ("batch", "seq_len", "latency_dtype")}
         for obj, direction in zip(objectives, study.directions):
             directions[obj] = "minimize" if direction == optuna.study.StudyDirection.MINIMIZE else "maximize"
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if "objectives" not in t.user_attrs:
                 continue
             points.append(Point(name, t.user_attrs.get("subspace", ""), t._trial_id, t.number, t.user_attrs["arch_id"],
-                                t.user_attrs["arch"], t.user_attrs["objectives"], bool(t.user_attrs.get("feasible", True))))
+                                t.user_attrs["arch"], t.user_attrs["objectives"], bool(t.user_attrs.get("feasible", True)), settings))
     return points, directions
 
 

@@ -26,7 +26,8 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import RunConfig, SearchConfig
-from nas.evaluate import Evaluator, Measurement, held_out_targets
+from nas.evaluate import Evaluator, MeasuredLatency, Measurement, held_out_targets
+from nas.latency import load_predictor
 from nas.run import Run, load_data, load_teacher_net, load_trained_supernet, open_run
 from nas.storage import open_storage
 from search_spaces import Arch, SubSpace
@@ -203,6 +204,14 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
     dev = run.device(device)
     chosen = [run.space[n] for n in subspaces] if subspaces else list(run.space.subspaces)
     check_objectives(search, run.space.teacher.family, config.train.loss.logits)
+    wants_latency = any(o.name == "latency_ms" for o in search.objectives) or "latency_ms" in search.budgets
+    predictor = None
+    if wants_latency and search.latency_device:  # checked before any weights load
+        predictor = load_predictor(run.run_dir, torch.device(search.latency_device), str(run.run_dir / "config.yaml"))
+        if (predictor.batch, predictor.seq_len, predictor.dtype) != (search.batch_size, search.seq_len, search.latency_dtype):
+            raise ValueError(f"search.latency_device: the {search.latency_device} predictor was fitted at batch "
+                             f"{predictor.batch} x {predictor.seq_len} {predictor.dtype}; the search counts costs at "
+                             f"{search.batch_size} x {search.seq_len} {search.latency_dtype}")
     for sub in chosen:  # fail before loading anything if a sub-space was never trained
         if load_latest(run.supernet_dir(sub.name), with_optimizer=False) is None:
             raise SearchError(f"no trained supernet for sub-space {sub.name!r} in {run.run_dir}; "
@@ -213,20 +222,27 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
                for b in data.held_out_batches(config.train.batch_size, search.eval_batches)]
     targets = held_out_targets(teacher, batches, config.train.loss, run.relation_heads)
     del teacher  # its targets are all the search needs from it
-    measure_latency = any(o.name == "latency_ms" for o in search.objectives) or "latency_ms" in search.budgets
     deadline = None if timeout is None else time.monotonic() + timeout
     results = []
     for sub in chosen:
         supernet, ckpt = load_trained_supernet(run, sub.name, dev)
+        latency = None
+        if wants_latency:
+            latency = predictor.predict_ms if predictor else MeasuredLatency(
+                supernet, search.batch_size, search.seq_len, dev, search.latency_dtype)
         evaluator = Evaluator(supernet, batches, targets, config.train.loss, run.relation_heads,
-                              search.batch_size, search.seq_len, search.budgets, dev, measure_latency)
+                              search.batch_size, search.seq_len, search.budgets, dev, latency)
         prov = provenance(run, ckpt.state["weights_sha256"], ckpt.step, data.fingerprint, dev)
+        if wants_latency:
+            prov["latency"] = ({"source": "predicted", "device": predictor.device, "train_mape": predictor.train_mape}
+                               if predictor else {"source": "measured", "device": str(dev)})
         study = optuna.create_study(
             storage=storage, study_name=study_name(config, sub), load_if_exists=True,
             directions=[o.direction for o in search.objectives], sampler=make_sampler(search.sampler, sub, search))
         for key, value in {"run_dir": str(run.run_dir.resolve()), "subspace": sub.name, "space": run.space.name,
                            "objectives": [o.name for o in search.objectives], "budgets": search.budgets,
-                           "family": sub.teacher.family, "provenance": prov}.items():
+                           "family": sub.teacher.family, "provenance": prov, "batch": search.batch_size,
+                           "seq_len": search.seq_len, "latency_dtype": search.latency_dtype}.items():
             study.set_user_attr(key, value)
         enqueue_warm_starts(study, sub, search)
         remaining = search.trials - finished_trials(study)

@@ -44,7 +44,7 @@ def main() -> None:
         archs = space.archs()
         rng = np.random.default_rng(0)
         chosen = [archs[i] for i in rng.choice(len(archs), size=args.train + args.test, replace=False)]
-        ms = np.array([measure_arch(a, config, args.batch, args.seq_len, device, repeats=args.repeats).median_ms
+        ms = np.array([measure_arch(a, config, args.batch, args.seq_len, device, repeats=args.repeats, decode=False).median_ms
                        for a in chosen])
         train, test = slice(0, args.train), slice(args.train, None)
         predictor = LatencyPredictor.fit(chosen[train], ms[train], args.batch, args.seq_len, "fp32",

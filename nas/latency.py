@@ -97,10 +97,12 @@ def measure_forward(model: PreTrainedModel, batch: int, seq_len: int, device: to
 
 
 def measure_arch(arch: Arch, base_config: PretrainedConfig | dict | None, batch: int, seq_len: int,
-                 device: torch.device, dtype: str = "fp32", repeats: int = 7) -> Latency:
-    decode = 8 if arch.family == "decoder" else 0
+                 device: torch.device, dtype: str = "fp32", repeats: int = 7, decode: bool = True) -> Latency:
+    """Forward (prefill) latency of `arch`'s stock HF model; decoders also get 8 decode steps
+    timed unless `decode` is False."""
+    decode_tokens = 8 if arch.family == "decoder" and decode else 0
     return measure_forward(build_model(arch, base_config, attn_implementation="sdpa"), batch, seq_len, device,
-                           repeats=repeats, dtype=dtype, decode_tokens=decode)
+                           repeats=repeats, dtype=dtype, decode_tokens=decode_tokens)
 
 
 # -- the table of measured points, one file per device ----------------------------------------

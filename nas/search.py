@@ -197,7 +197,7 @@ class SubspaceSearch:
 
 def run_search(config: RunConfig, trials: int | None = None, timeout: float | None = None,
                sampler: str | None = None, ray_address: str | None = None, subspaces: list[str] | None = None,
-               device: str | None = None) -> list[SubspaceSearch]:
+               device: str | None = None, progress: bool = False) -> list[SubspaceSearch]:
     search = config.search.model_copy(update={k: v for k, v in (("trials", trials), ("sampler", sampler)) if v is not None})
     run = open_run(config)
     storage = open_storage(config.storage_url)
@@ -257,7 +257,7 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
                                   run.run_dir / "ray_results")
             else:
                 study.optimize(objective_fn(study, sub, evaluator, search, prov), n_trials=remaining, timeout=left,
-                               catch=(Exception,), callbacks=[_fault_point], show_progress_bar=False)
+                               catch=(Exception,), callbacks=[_fault_point], show_progress_bar=progress)
         done = study.get_trials(deepcopy=False, states=FINISHED)
         results.append(SubspaceSearch(sub.name, study.study_name, len(done),
                                       sum(t.state == TrialState.COMPLETE for t in done),

@@ -5,5 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=disabled
-# Until `nas quickstart` lands, show the space derived from the default teacher.
-exec .venv/bin/nas space show --teacher offline:minilm-l6 --partitions 3 "$@"
+exec .venv/bin/nas quickstart "$@"

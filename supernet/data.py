@@ -56,8 +56,9 @@ def data_files(cfg: DataConfig) -> list[Path]:
     return files
 
 
-def load_texts(cfg: DataConfig) -> list[str]:
-    """The non-empty texts of the configured source, after the seeded `max_examples` cut."""
+def load_rows(cfg: DataConfig, columns: tuple[str, ...] = ()) -> tuple["datasets.Dataset", str]:  # noqa: F821
+    """The configured source's train split, after the seeded `max_examples` cut, and the name of
+    its text column; `columns` must exist too (e.g. a label column)."""
     import datasets
 
     files = data_files(cfg)
@@ -67,12 +68,19 @@ def load_texts(cfg: DataConfig) -> list[str]:
     else:
         ds = datasets.load_dataset(cfg.dataset, split="train")
     column = "text" if files and _BUILDERS[files[0].suffix] == "text" else cfg.text_column
-    if column not in ds.column_names:
-        raise DataError(f"data.text_column: got {cfg.text_column!r}; the data has columns {ds.column_names}")
+    for name, field in [(column, "text_column"), *[(c, "label_column") for c in columns]]:
+        if name not in ds.column_names:
+            raise DataError(f"data.{field}: got {name!r}; the data has columns {ds.column_names}")
     if len(ds) == 0:
         raise DataError("data: the data has no rows")
     if cfg.max_examples and cfg.max_examples < len(ds):
         ds = ds.shuffle(seed=cfg.seed).select(range(cfg.max_examples))
+    return ds, column
+
+
+def load_texts(cfg: DataConfig) -> list[str]:
+    """The non-empty texts of the configured source, after the seeded `max_examples` cut."""
+    ds, column = load_rows(cfg)
     texts = [t for t in ds[column] if isinstance(t, str) and t.strip()]
     if len(texts) < 2:
         raise DataError(f"data: column {column!r} has {len(texts)} non-empty text(s); need at least 2")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from nas.latency import LatencyPredictor, device_description, measure_arch
+from nas.latency import LatencyPredictor, device_description, measure_round_robin
 from search_spaces import SearchSpace
 from supernet import teachers
 
@@ -33,7 +33,8 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=20)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="round-robin passes (see nas.latency)")
     parser.add_argument("--teachers", nargs="+", default=["offline:minilm-l6", "offline:smollm2-135m"])
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -44,8 +45,8 @@ def main() -> None:
         archs = space.archs()
         rng = np.random.default_rng(0)
         chosen = [archs[i] for i in rng.choice(len(archs), size=args.train + args.test, replace=False)]
-        ms = np.array([measure_arch(a, config, args.batch, args.seq_len, device, repeats=args.repeats, decode=False).median_ms
-                       for a in chosen])
+        ms = np.array([m.median_ms for m in measure_round_robin(chosen, config, args.batch, args.seq_len, device,
+                                                                  repeats=args.repeats, rounds=args.rounds, decode=False)])
         train, test = slice(0, args.train), slice(args.train, None)
         predictor = LatencyPredictor.fit(chosen[train], ms[train], args.batch, args.seq_len, "fp32",
                                          device_description(device))
@@ -56,7 +57,7 @@ def main() -> None:
                      "held_out_mape": mape, "kendall_tau": tau, "train_mape": predictor.train_mape,
                      "measured_ms_range": [float(ms.min()), float(ms.max())]})
     report = {"benchmark": "latency_predictor", "device": device_description(device), "threads": torch.get_num_threads(),
-              "batch": args.batch, "seq_len": args.seq_len, "repeats": args.repeats,
+              "batch": args.batch, "seq_len": args.seq_len, "repeats": args.repeats, "rounds": args.rounds,
               "targets": {"mape": 0.05, "kendall_tau": 0.9}, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     suffix = "" if device.type == "cpu" else f"_{device.type}"

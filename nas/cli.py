@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--seq-len", type=int, default=128)
     measure.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     measure.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    measure.add_argument("--repeats", type=int, default=7)
+    measure.add_argument("--repeats", type=int, default=7, help="timed runs per pass")
+    measure.add_argument("--rounds", type=int, default=3, help="round-robin passes over all architectures")
     measure.add_argument("--run-dir", default="runs/latency", help="where the table goes without --config")
     measure.set_defaults(func=cmd_latency_measure)
     fit = latency.add_parser("fit", help="fit the latency predictor of a device from its table")
@@ -316,11 +317,12 @@ def cmd_latency_measure(args: argparse.Namespace) -> None:
         archs = [archs[i] for i in rng.choice(len(archs), size=min(args.samples, len(archs)), replace=False)]
     device = torch.device(args.device)
     path = table_path(run_dir, device)
-    table = measure_into_table(archs, base, device, args.batch, args.seq_len, args.dtype, path, args.repeats)
+    table = measure_into_table(archs, base, device, args.batch, args.seq_len, args.dtype, path, args.repeats,
+                               args.rounds)
     for point in table.points[-len(archs):][:10]:
         arch = Arch.from_dict(point["arch"])
         decode = f", decode {point['decode_ms_per_token']:.2f} ms/token" if point.get("decode_ms_per_token") else ""
-        print(f"{arch.id:<36} {point['median_ms']:9.2f} ms (IQR {point['spread_ms']:.2f}){decode}")
+        print(f"{arch.id:<36} {point['median_ms']:9.2f} ms (spread {point['spread_ms']:.2f}){decode}")
     print(f"{len(archs)} point(s) added; table {path} now holds {len(table.points)}")
 
 
@@ -429,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nas: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, KeyError, RuntimeError) as err:
+    except Exception as err:  # the CLI boundary: one line, the traceback only with --debug
         if args.debug:
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

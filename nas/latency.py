@@ -37,7 +37,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 @dataclass(frozen=True)
 class Latency:
     median_ms: float
-    spread_ms: float  # interquartile range
+    spread_ms: float  # interquartile range of one measurement; range of the pass medians (round-robin)
     runs: int
     batch: int
     seq_len: int
@@ -94,6 +94,31 @@ def measure_forward(model: PreTrainedModel, batch: int, seq_len: int, device: to
         decode = max(0.0, total - statistics.median(times)) / decode_tokens
     return Latency(statistics.median(times), q[2] - q[0], repeats, batch, seq_len, str(device),
                    torch.get_num_threads(), dtype, decode)
+
+
+def measure_round_robin(archs: list[Arch], base_config: PretrainedConfig | dict | None, batch: int, seq_len: int,
+                        device: torch.device, dtype: str = "fp32", repeats: int = 7, rounds: int = 3,
+                        decode: bool = True, progress: bool = False) -> list[Latency]:
+    """Measure every architecture in `rounds` passes over the whole list and keep, per
+    architecture, the median of its per-pass medians (spread: their range). On shared or virtual
+    machines interference comes in bursts of seconds that inflate one whole measurement; passes
+    spread over minutes keep such a burst from deciding any point."""
+    from tqdm import tqdm
+
+    passes: list[list[Latency]] = [[] for _ in archs]
+    bar = tqdm(total=len(archs) * rounds, desc=f"latency on {device}", disable=not progress)
+    for _ in range(rounds):
+        for i, arch in enumerate(archs):
+            passes[i].append(measure_arch(arch, base_config, batch, seq_len, device, dtype, repeats, decode))
+            bar.update()
+    bar.close()
+    out = []
+    for runs in passes:
+        medians = [r.median_ms for r in runs]
+        decodes = [r.decode_ms_per_token for r in runs if r.decode_ms_per_token is not None]
+        out.append(Latency(statistics.median(medians), max(medians) - min(medians), repeats * rounds, batch, seq_len,
+                           runs[0].device, runs[0].threads, dtype, statistics.median(decodes) if decodes else None))
+    return out
 
 
 def measure_arch(arch: Arch, base_config: PretrainedConfig | dict | None, batch: int, seq_len: int,
@@ -218,13 +243,12 @@ def load_predictor(run_dir: Path, device: torch.device, config_path: str = "CONF
 
 
 def measure_into_table(archs: list[Arch], base_config: PretrainedConfig | dict | None, device: torch.device,
-                       batch: int, seq_len: int, dtype: str, path: Path, repeats: int = 7,
+                       batch: int, seq_len: int, dtype: str, path: Path, repeats: int = 7, rounds: int = 3,
                        progress: bool = True) -> LatencyTable:
-    """Measure each architecture and add it to the device's table at `path` (saved after each)."""
-    from tqdm import tqdm
-
+    """Measure the architectures round-robin and add them to the device's table at `path`."""
     table = LatencyTable.load_or_new(path, device_description(device))
-    for arch in tqdm(archs, desc=f"latency on {device}", disable=not progress):
-        table.add(arch, measure_arch(arch, base_config, batch, seq_len, device, dtype, repeats))
-        table.save(path)
+    for arch, latency in zip(archs, measure_round_robin(archs, base_config, batch, seq_len, device, dtype, repeats,
+                                                        rounds, progress=progress)):
+        table.add(arch, latency)
+    table.save(path)
     return table

@@ -69,3 +69,22 @@ def tiny_run_config(tmp_path, arch: Arch, **train) -> dict:
         "train": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "eval_every": 3, "n_random": 1, **train},
         "search": {"trials": 4, "seq_len": 16, "eval_batches": 2},
     }
+
+
+def assert_extraction_parity(supernet, arch: Arch, ids, mask, atol: float = 1e-5) -> None:
+    """Extract `arch`, check its parameter count against the cost model, and check that its
+    outputs equal the supernet's with `arch` active on the real (unpadded) positions."""
+    from search_spaces import params
+
+    supernet.set_active(arch)
+    student = supernet.extract(arch)
+    assert sum(p.numel() for p in student.parameters()) == params(arch).total
+    with torch.no_grad():
+        ours = supernet(ids, mask)
+        ref = student(input_ids=ids, attention_mask=mask)
+    valid = mask.bool()
+    if arch.family == "decoder":
+        torch.testing.assert_close(ours.logits[valid], ref.logits[valid], atol=atol, rtol=0)
+    else:
+        torch.testing.assert_close(ours.hidden[valid], ref.last_hidden_state[valid], atol=atol, rtol=0)
+        torch.testing.assert_close(ours.pooled, ref.pooler_output, atol=atol, rtol=0)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
-from search_spaces import SearchSpace, hf_config_overrides, params
+from conftest import assert_extraction_parity
+from search_spaces import SearchSpace, hf_config_overrides
 from supernet.hf_models import build_model
 from supernet.registry import UnsupportedTeacherError, build_supernet, supernet_class
 
@@ -41,15 +42,7 @@ def test_encoder_extraction_matches_supernet(tiny_encoder_arch, policy):
     supernet = build_supernet(teacher, policy).eval()
     ids, mask = batch(tiny_encoder_arch.vocab_size)
     for arch in [space.largest, space.smallest, *space.sample(3, 10)]:
-        supernet.set_active(arch)
-        student = supernet.extract(arch)
-        assert sum(p.numel() for p in student.parameters()) == params(arch).total
-        with torch.no_grad():
-            ours = supernet(ids, mask)
-            ref = student(input_ids=ids, attention_mask=mask)
-        valid = mask.bool()
-        torch.testing.assert_close(ours.hidden[valid], ref.last_hidden_state[valid], **TOL)
-        torch.testing.assert_close(ours.pooled, ref.pooler_output, **TOL)
+        assert_extraction_parity(supernet, arch, ids, mask)
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -60,14 +53,7 @@ def test_decoder_extraction_matches_supernet(tiny_decoder_arch, tied):
     archs = [space.largest, space.smallest, *space.sample(5, 10)]
     assert any(a.num_kv_heads < a.num_heads for a in archs)  # GQA exercised
     for arch in archs:
-        supernet.set_active(arch)
-        student = supernet.extract(arch)
-        assert sum(p.numel() for p in student.parameters()) == params(arch).total
-        with torch.no_grad():
-            ours = supernet(ids, mask)
-            ref = student(input_ids=ids, attention_mask=mask)
-        valid = mask.bool()
-        torch.testing.assert_close(ours.logits[valid], ref.logits[valid], **TOL)
+        assert_extraction_parity(supernet, arch, ids, mask)
 
 
 def test_full_supernet_equals_teacher(tiny_decoder_arch, tiny_encoder_arch):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_spaces import SearchSpace, params
+from conftest import assert_extraction_parity
+from search_spaces import SearchSpace
 from supernet import teachers
 from supernet.registry import build_supernet
 
@@ -27,14 +28,4 @@ def test_real_teacher_extraction_parity(teacher_id):
         torch.testing.assert_close(full.logits[valid], ref.logits[valid], atol=1e-4, rtol=1e-4)
     else:
         torch.testing.assert_close(full.hidden[valid], ref.last_hidden_state[valid], atol=1e-5, rtol=0)
-    arch = space["small"].sample(0, 1)[0]
-    supernet.set_active(arch)
-    student = supernet.extract(arch)
-    assert sum(p.numel() for p in student.parameters()) == params(arch).total
-    with torch.no_grad():
-        ours = supernet(ids, mask)
-        theirs = student(input_ids=ids, attention_mask=mask)
-    if arch.family == "decoder":
-        torch.testing.assert_close(ours.logits[valid], theirs.logits[valid], atol=1e-5, rtol=0)
-    else:
-        torch.testing.assert_close(ours.hidden[valid], theirs.last_hidden_state[valid], atol=1e-5, rtol=0)
+    assert_extraction_parity(supernet, space["small"].sample(0, 1)[0], ids, mask)

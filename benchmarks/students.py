@@ -91,8 +91,8 @@ def main() -> None:
         budget = teacher_flops / ratio
         label = f"1/{ratio:g}"
         searched = Arch.from_dict(best_under(config.storage_url, ("flops", budget), studies).arch)
-        depth = max(n for n in range(1, teacher_arch.num_layers + 1) if cost(teacher_arch.replace(num_layers=n)) <= budget)
-        truncated = teacher_arch.replace(num_layers=depth)
+        depths = [n for n in range(1, teacher_arch.num_layers + 1) if cost(teacher_arch.replace(num_layers=n)) <= budget]
+        truncated = teacher_arch.replace(num_layers=max(depths)) if depths else None
         feasible = [a for a in space.archs() if cost(a) <= budget]
 
         def unevenness(a: Arch) -> float:
@@ -102,8 +102,13 @@ def main() -> None:
         hand = min(feasible, key=lambda a: (round(unevenness(a), 2), -cost(a)))
         band = [a for a in feasible if cost(a) >= 0.75 * budget] or feasible
         randoms = [band[i] for i in rng.choice(len(band), size=min(5, len(band)), replace=False)]
+        if truncated is None:  # one full-width teacher layer already costs more than the budget
+            rows.append({"budget": label, "model": "truncated teacher", "arch_id": None, "flops": cost(teacher_arch.replace(num_layers=1)),
+                         "test_accuracy": None, "note": "one full-width layer exceeds the budget"})
         for name, arch, source in (("searched", searched, "supernet"), ("truncated teacher", truncated, "teacher-first-layers"),
                                    ("hand-designed", hand, "supernet")):
+            if arch is None:
+                continue
             rows.append({"budget": label, "model": name, "arch_id": arch.id, "flops": cost(arch),
                          "test_accuracy": accuracy(save(arch, f"{label.replace('/', '_')}-{name.replace(' ', '_')}", source))})
         accs = [accuracy(save(a, f"{label.replace('/', '_')}-random{i}", "supernet")) for i, a in enumerate(randoms)]
@@ -120,6 +125,9 @@ def main() -> None:
     print("| budget | model | FLOPs (1x%d) | test accuracy | of teacher |" % args.seq_len)
     print("|---|---|---|---|---|")
     for r in rows:
+        if r["test_accuracy"] is None:
+            print(f"| {r['budget']} | {r['model']} | {r['flops']:.3g} (1 layer) | n/a: {r['note']} | |")
+            continue
         print(f"| {r['budget']} | {r['model']} | {r['flops']:.3g} | {r['test_accuracy']:.3f} | "
               f"{r['test_accuracy'] / teacher_acc:.1%} |")
 

@@ -179,3 +179,17 @@ def test_decoder_combination_outside_the_rules_is_repaired_to_the_nearest_member
     # The members one choice-step away: 3 heads with 3 KV heads, or 4 heads with 2.
     assert (arch.num_heads, arch.num_kv_heads) in {(3, 3), (4, 2)}
     assert (arch.num_layers, arch.hidden_size, arch.intermediate_size) == (4, 72, 96)
+
+
+def test_decoder_search_records_lm_and_logit_losses(tmp_path, tiny_decoder_arch):
+    raw = tiny_run_config(tmp_path, tiny_decoder_arch, steps=1, loss={"logits": "atkd"})
+    raw["search"].update(objectives=["lm_loss", "logit_kd", "flops"], trials=3)
+    config = parse_config(raw)
+    run_train(config, subspaces=["base"], progress=False)
+    [result] = run_search(config, subspaces=["base"])
+    assert (result.complete, result.failed) == (3, 0)
+    study = optuna.load_study(study_name=result.study_name, storage=config.storage_url)
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        objectives = t.user_attrs["objectives"]
+        assert {"relation_kd", "logit_kd", "lm_loss", "flops"} <= set(objectives)
+        assert t.values == [objectives["lm_loss"], objectives["logit_kd"], objectives["flops"]]

@@ -32,7 +32,7 @@ from nas.run import Run, load_data, load_teacher_net, load_trained_supernet, ope
 from nas.storage import open_storage
 from search_spaces import Arch, SubSpace
 from supernet import teachers
-from supernet.checkpoint import load_latest
+from supernet.checkpoint import hash_file, load_latest
 from supernet.faults import maybe_die
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,7 @@ def _file_hash(directory: Path | None) -> str | None:
     h = hashlib.sha256()
     for f in sorted(directory.iterdir()):
         if f.suffix in (".safetensors", ".gguf", ".bin") or f.name == "config.json":
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(chunk)
+            hash_file(f, h)
     return h.hexdigest()[:16]
 
 

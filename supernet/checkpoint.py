@@ -36,12 +36,17 @@ class Checkpoint:
     state: dict[str, Any]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def hash_file(path: Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+    """Feed a file's bytes, in 1 MiB chunks, into `h` (a new SHA-256 when None) and return it."""
+    h = h or hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    return h
+
+
+def _sha256(path: Path) -> str:
+    return hash_file(path).hexdigest()
 
 
 def _fsync(path: Path) -> None:

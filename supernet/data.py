@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
+from supernet.checkpoint import hash_file
 from supernet.config import DataConfig
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,7 @@ def fingerprint(cfg: DataConfig, tokenizer: PreTrainedTokenizerBase) -> str:
     """A hash of everything the tokenised data depends on: config, file contents, tokenizer."""
     h = hashlib.sha256(cfg.model_dump_json().encode())
     for f in data_files(cfg):
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        hash_file(f, h)
     h.update(type(tokenizer).__name__.encode())
     h.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
     return h.hexdigest()[:16]

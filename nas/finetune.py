@@ -132,7 +132,9 @@ def finetune(model: str, data: str, text_column: str = "text", label_column: str
     trainer.train()
     test = trainer.evaluate(encoded["test"], metric_key_prefix="test")
     if task == "classification":
-        result = {"test_accuracy": test["test_accuracy"], "test_macro_f1": test["test_macro_f1"]}
+        dev = trainer.evaluate(encoded["dev"], metric_key_prefix="dev")
+        result = {"test_accuracy": test["test_accuracy"], "test_macro_f1": test["test_macro_f1"],
+                  "dev_accuracy": dev["dev_accuracy"]}
     else:
         result = {"test_loss": test["test_loss"], "test_perplexity": math.exp(test["test_loss"])}
     outcome = FinetuneResult(str(model), task, result, len(parts["train"]), len(parts["test"]), epochs, seed)

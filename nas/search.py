@@ -25,6 +25,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from nas import assistants as assistant_net
 from nas.config import RunConfig, SearchConfig
 from nas.evaluate import Evaluator, MeasuredLatency, Measurement, held_out_targets
 from nas.latency import load_predictor
@@ -93,9 +94,11 @@ def suggest_arch(trial: optuna.Trial, sub: SubSpace) -> Arch:
 
 # -- samplers and studies -------------------------------------------------------------------
 
-def make_sampler(name: str, sub: SubSpace, search: SearchConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, sub: SubSpace, search: SearchConfig,
+                 extra_dims: dict[str, tuple[Any, ...]] | None = None) -> optuna.samplers.BaseSampler:
     """The sampler of a sub-space's study. Constrained samplers see the budgets through the
-    constraints each trial sets (`Trial.set_constraint`, one per budget)."""
+    constraints each trial sets (`Trial.set_constraint`, one per budget). `extra_dims` are the
+    space's variables besides the architecture (the grid sampler must know every one)."""
     n_obj, seed = len(search.objectives), search.seed
     if name == "auto":
         name = "nsga2" if n_obj > 1 else "tpe"
@@ -109,7 +112,8 @@ def make_sampler(name: str, sub: SubSpace, search: SearchConfig) -> optuna.sampl
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        return optuna.samplers.GridSampler({d: list(v) for d, v in free_dims(sub).items()}, seed=seed)
+        dims = {**free_dims(sub), **(extra_dims or {})}
+        return optuna.samplers.GridSampler({d: list(v) for d, v in dims.items()}, seed=seed)
     raise ValueError(f"search.sampler: got {name!r}; allowed: auto, nsga2, tpe, gp, random, grid")
 
 
@@ -121,11 +125,44 @@ def finished_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def find_duplicate(study: optuna.Study, arch_id: str) -> FrozenTrial | None:
+def find_duplicate(study: optuna.Study, key: str) -> FrozenTrial | None:
+    """A complete trial that evaluated the same candidate (`eval_key`)."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.user_attrs.get("arch_id") == arch_id and "objectives" in t.user_attrs:
+        if t.user_attrs.get("eval_key") == key and "objectives" in t.user_attrs:
             return t
     return None
+
+
+@dataclass(frozen=True)
+class ArchSpace:
+    """The define-by-run space of a plain search: `suggest_arch` on one sub-space. A space
+    returns the trial's config: the architecture as JSON, its sub-space, and any other variable
+    the evaluator takes (a joint search adds `ta_sparsity`)."""
+
+    sub: SubSpace
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        return {"arch_json": suggest_arch(trial, self.sub).to_json(), "subspace": self.sub.name}
+
+
+def candidate_of(config: dict[str, Any]) -> tuple[Arch, dict[str, Any], str]:
+    """A trial config as (architecture, the evaluator's other arguments, the key that identifies
+    the evaluation for duplicate reuse)."""
+    arch = Arch.from_json(config["arch_json"])
+    extra = {k: v for k, v in config.items() if k not in ("arch_json", "subspace")}
+    key = arch.id + "".join(f"|{k}={v}" for k, v in sorted(extra.items()))
+    return arch, extra, key
+
+
+def evaluate_candidate(config: dict[str, Any], evaluator: Any, study: optuna.Study | None) -> tuple[dict[str, Any], Measurement]:
+    """Measure one trial config (reusing a duplicate's measurement); returns the attributes to record."""
+    arch, extra, key = candidate_of(config)
+    attrs: dict[str, Any] = {"arch": arch.to_dict(), "arch_id": arch.id, "eval_key": key, "subspace": config["subspace"]}
+    duplicate = find_duplicate(study, key) if study is not None else None
+    if duplicate is not None:  # evaluated before: reuse, do not evaluate again
+        attrs["duplicate_of"] = duplicate.number
+        return attrs, Measurement(arch, duplicate.user_attrs["objectives"], duplicate.user_attrs["constraints"])
+    return attrs, evaluator.measure(arch, **extra)
 
 
 def record(trial: optuna.Trial, m: Measurement, budgets: dict[str, float]) -> None:
@@ -195,7 +232,9 @@ class SubspaceSearch:
 
 def run_search(config: RunConfig, trials: int | None = None, timeout: float | None = None,
                sampler: str | None = None, ray_address: str | None = None, subspaces: list[str] | None = None,
-               device: str | None = None, progress: bool = False) -> list[SubspaceSearch]:
+               device: str | None = None, progress: bool = False, joint_assistant: bool = False) -> list[SubspaceSearch]:
+    """Search each chosen sub-space. `joint_assistant` searches the TA scale with the student:
+    each trial distils its student from the TA it picks (see `nas.assistants`)."""
     search = config.search.model_copy(update={k: v for k, v in (("trials", trials), ("sampler", sampler)) if v is not None})
     run = open_run(config)
     storage = open_storage(config.storage_url)
@@ -214,12 +253,15 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
         if load_latest(run.supernet_dir(sub.name), with_optimizer=False) is None:
             raise SearchError(f"no trained supernet for sub-space {sub.name!r} in {run.run_dir}; "
                               f"run `nas train {run.run_dir / 'config.yaml'}` first")
+    ta_choices = joint_candidates(run, chosen) if joint_assistant else {}
     data = load_data(run)
     teacher = load_teacher_net(run, dev)
     batches = [{k: v.to(dev) for k, v in b.items()}
                for b in data.held_out_batches(config.train.batch_size, search.eval_batches)]
     targets = held_out_targets(teacher, batches, config.train.loss, run.relation_heads)
-    del teacher  # its targets are all the search needs from it
+    assistants = assistant_net.load_assistant_supernet(run, dev) if joint_assistant else None
+    if not joint_assistant:
+        del teacher  # its targets are all the search needs from it
     deadline = None if timeout is None else time.monotonic() + timeout
     results = []
     for sub in chosen:
@@ -234,9 +276,17 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
         if wants_latency:
             prov["latency"] = ({"source": "predicted", "device": predictor.device, "train_mape": predictor.train_mape}
                                if predictor else {"source": "measured", "device": str(dev)})
+        space: Callable[[optuna.Trial], dict[str, Any]] = ArchSpace(sub)
+        name, extra_dims = study_name(config, sub), {}
+        if joint_assistant:
+            sparsities = tuple(sorted(ta_choices[sub.name]))
+            space, name, extra_dims = assistant_net.JointSpace(sub, sparsities), f"{name}:joint-ta", {"ta_sparsity": sparsities}
+            evaluator = assistant_net.JointEvaluator(evaluator, supernet, teacher, assistants, ta_choices[sub.name],
+                                                     data, config.train, run.relation_heads,
+                                                     config.assistants.distill_steps)
         study = optuna.create_study(
-            storage=storage, study_name=study_name(config, sub), load_if_exists=True,
-            directions=[o.direction for o in search.objectives], sampler=make_sampler(search.sampler, sub, search))
+            storage=storage, study_name=name, load_if_exists=True, directions=[o.direction for o in search.objectives],
+            sampler=make_sampler(search.sampler, sub, search, extra_dims))
         for key, value in {"run_dir": str(run.run_dir.resolve()), "subspace": sub.name, "space": run.space.name,
                            "objectives": [o.name for o in search.objectives], "budgets": search.budgets,
                            "family": sub.teacher.family, "provenance": prov, "batch": search.batch_size,
@@ -250,11 +300,11 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
             if ray_address or config.ray.address:
                 from nas.search_ray import run_trials_on_ray
 
-                run_trials_on_ray(study, storage, sub, evaluator, search, prov, remaining, left,
+                run_trials_on_ray(study, storage, space, evaluator, search, prov, remaining, left,
                                   ray_address or config.ray.address, config.ray, config.storage_url,
                                   run.run_dir / "ray_results")
             else:
-                study.optimize(objective_fn(study, sub, evaluator, search, prov), n_trials=remaining, timeout=left,
+                study.optimize(objective_fn(study, space, evaluator, search, prov), n_trials=remaining, timeout=left,
                                catch=(Exception,), callbacks=[_fault_point], show_progress_bar=progress)
         done = study.get_trials(deepcopy=False, states=FINISHED)
         results.append(SubspaceSearch(sub.name, study.study_name, len(done),
@@ -266,6 +316,23 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
 
         ray.shutdown()  # the connection (or the local Ray) this search opened
     return results
+
+
+def joint_candidates(run: Run, chosen: list[SubSpace]) -> dict[str, dict[float, Arch]]:
+    """Per sub-space, the teachers a joint search may pick: sparsity 0.0 (the teacher itself,
+    direct distillation) and every TA candidate no smaller than the sub-space's target. Checked
+    before any weights load."""
+    a, search = run.config.assistants, run.config.search
+    if load_latest(run.supernet_dir(assistant_net.ASSISTANTS), with_optimizer=False) is None:
+        raise SearchError(f"--joint-assistant: no trained TA supernet in {run.run_dir}; run `nas schedule "
+                          f"{run.run_dir / 'config.yaml'}` first")
+    candidates = assistant_net.candidate_grid(assistant_net.assistant_subspace(run).archs(), run.space.teacher,
+                                              a.grid, a.measure, search.batch_size, search.seq_len)
+    out = {}
+    for sub in chosen:
+        target = assistant_net.target_cost(run.config, sub)
+        out[sub.name] = {0.0: run.space.teacher, **{c.grid_sparsity: c.arch for c in candidates if c.cost >= target}}
+    return out
 
 
 def _fault_point(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -284,26 +351,20 @@ def enqueue_warm_starts(study: optuna.Study, sub: SubSpace, search: SearchConfig
         study.enqueue_trial(arch_params(arch, sub), user_attrs={"warm_start": True}, skip_if_exists=True)
 
 
-def objective_fn(study: optuna.Study, sub: SubSpace, evaluator: Evaluator, search: SearchConfig,
-                 prov: dict[str, Any]) -> Callable[[optuna.Trial], list[float]]:
+def objective_fn(study: optuna.Study, space: Callable[[optuna.Trial], dict[str, Any]], evaluator: Any,
+                 search: SearchConfig, prov: dict[str, Any]) -> Callable[[optuna.Trial], list[float]]:
     names = [o.name for o in search.objectives]
 
     def objective(trial: optuna.Trial) -> list[float]:
-        arch = suggest_arch(trial, sub)
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("arch_id", arch.id)
-        trial.set_user_attr("subspace", sub.name)
+        config = space(trial)
         trial.set_user_attr("provenance", prov)
-        duplicate = find_duplicate(study, arch.id)
         try:
-            if duplicate is not None:  # evaluated before: reuse, do not evaluate again
-                trial.set_user_attr("duplicate_of", duplicate.number)
-                m = Measurement(arch, duplicate.user_attrs["objectives"], duplicate.user_attrs["constraints"])
-            else:
-                m = evaluator.measure(arch)
+            attrs, m = evaluate_candidate(config, evaluator, study)
         except Exception as err:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:500])
             raise
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
         record(trial, m, search.budgets)
         values = [m.objectives[n] for n in names]
         if not all(math.isfinite(v) for v in values):

@@ -15,21 +15,18 @@ import math
 import os
 import socket
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from nas.config import RayConfig, SearchConfig
-from nas.evaluate import Evaluator, Measurement
-from search_spaces import Arch, SubSpace
 
 log = logging.getLogger(__name__)
 
 # Attributes a worker reports as JSON strings and the driver stores on the Optuna trial.
-_RECORDED = ("arch", "arch_id", "subspace", "objectives", "constraints", "feasible", "duplicate_of",
+_RECORDED = ("arch", "arch_id", "eval_key", "subspace", "objectives", "constraints", "feasible", "duplicate_of",
              "fail_reason", "provenance", "node")
 
 
@@ -58,26 +55,19 @@ def _node_id() -> str:
     return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
 
-def _evaluate_on_worker(config: dict[str, Any], evaluator: Evaluator, storage_url: str | None, study_name: str,
+def _evaluate_on_worker(config: dict[str, Any], evaluator: Any, storage_url: str | None, study_name: str,
                         objective_names: list[str], provenance: dict[str, Any]) -> None:
     from ray import tune
 
-    from nas.search import find_duplicate
+    from nas.search import candidate_of, evaluate_candidate
 
-    arch = Arch.from_json(config["arch_json"])
-    report: dict[str, Any] = {"arch": arch.to_dict(), "arch_id": arch.id, "subspace": config["subspace"],
-                              "provenance": provenance, "node": _node_id()}
+    arch, _, key = candidate_of(config)
+    report: dict[str, Any] = {"arch": arch.to_dict(), "arch_id": arch.id, "eval_key": key,
+                              "subspace": config["subspace"], "provenance": provenance, "node": _node_id()}
     try:
-        duplicate = None
-        if storage_url:
-            study = optuna.load_study(study_name=study_name, storage=storage_url)
-            duplicate = find_duplicate(study, arch.id)
-        if duplicate is not None:
-            report["duplicate_of"] = duplicate.number
-            m = Measurement(arch, duplicate.user_attrs["objectives"], duplicate.user_attrs["constraints"])
-        else:
-            m = evaluator.measure(arch)
-        report.update(objectives=m.objectives, constraints=m.constraints, feasible=m.feasible)
+        study = optuna.load_study(study_name=study_name, storage=storage_url) if storage_url else None
+        attrs, m = evaluate_candidate(config, evaluator, study)
+        report.update(attrs, objectives=m.objectives, constraints=m.constraints, feasible=m.feasible)
         values = {n: m.objectives[n] for n in objective_names}
     except Exception as err:  # recorded on the trial as its reason; NaN makes Optuna fail it
         report["fail_reason"] = f"{type(err).__name__}: {err}"[:500]
@@ -113,20 +103,8 @@ class RecordingOptunaSearch(OptunaSearch):
         pass
 
 
-@dataclass(frozen=True)
-class ArchSpace:
-    """The define-by-run space handed to OptunaSearch: `suggest_arch` on one sub-space."""
-
-    sub: SubSpace
-
-    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        from nas.search import suggest_arch
-
-        return {"arch_json": suggest_arch(trial, self.sub).to_json(), "subspace": self.sub.name}
-
-
-def run_trials_on_ray(study: optuna.Study, storage: optuna.storages.BaseStorage, sub: SubSpace,
-                      evaluator: Evaluator, search: SearchConfig, provenance: dict[str, Any], n_trials: int,
+def run_trials_on_ray(study: optuna.Study, storage: optuna.storages.BaseStorage, space: Callable[[optuna.Trial], dict[str, Any]],
+                      evaluator: Any, search: SearchConfig, provenance: dict[str, Any], n_trials: int,
                       timeout: float | None, address: str, ray_cfg: RayConfig, storage_url: str | None = None,
                       results_dir: Path | None = None) -> None:
     from ray import tune
@@ -134,7 +112,7 @@ def run_trials_on_ray(study: optuna.Study, storage: optuna.storages.BaseStorage,
     init_ray(address)
     names = [o.name for o in search.objectives]
     searcher = RecordingOptunaSearch(
-        space=ArchSpace(sub),
+        space=space,
         metric=names, mode=["min" if o.direction == "minimize" else "max" for o in search.objectives],
         sampler=study.sampler, study_name=study.study_name, storage=storage)
     searcher.budgets = search.budgets

@@ -104,7 +104,10 @@ class ArchSet:
         return min(self.archs(), key=lambda a: params(a).total)
 
     def sandwich(self, rng: np.random.Generator | int, n_random: int) -> list[Arch]:
-        """The sandwich rule's set for one training step: largest, smallest, then n random."""
+        """The sandwich rule's set for one training step: largest, smallest, then n random
+        (a one-member set trains that member once per step)."""
+        if self.size == 1:
+            return [self.largest]
         return [self.largest, self.smallest, *self.sample(rng, n_random)]
 
 
@@ -157,6 +160,14 @@ class SubSpace(ArchSet):
             raise InvalidSpaceError(
                 f"{where}: no architecture satisfies the {t.family} rules and the teacher's maxima"
             )
+
+    @classmethod
+    def single(cls, arch: Arch, name: str = "fixed") -> SubSpace:
+        """The one-member sub-space of `arch`, which is also its own maximum (fixed-shape training)."""
+        choices = Choices(num_layers=(arch.num_layers,), hidden_size=(arch.hidden_size,), num_heads=(arch.num_heads,),
+                          head_dim=(arch.head_dim,), intermediate_size=(arch.intermediate_size,),
+                          num_kv_heads=(arch.num_kv_heads,) if arch.family == "decoder" else ())
+        return cls(name, arch, choices, "first")
 
     def _ffn_sizes(self, hidden: int) -> tuple[int, ...]:
         if self.choices.mlp_ratio:

@@ -41,7 +41,7 @@ class SpaceConfig(StrictConfig):
     builtin: str | None = None
     file: str | None = None
     partitions: int = Field(default=3, ge=1, le=16)
-    layer_policy: Literal["uniform", "autodistil", "first"] = "uniform"
+    layer_policy: Literal["uniform", "autodistil", "first", "every_other"] = "uniform"
 
     @model_validator(mode="after")
     def _one_source(self) -> SpaceConfig:
@@ -58,6 +58,9 @@ class RelationLossConfig(StrictConfig):
 
 
 class LossConfig(StrictConfig):
+    kind: Literal["distill", "lm"] = Field(
+        default="distill", description="distill: from the teacher; lm: teacher-free, next-token loss only "
+                                       "(decoders; no teacher forward pass)")
     relation: RelationLossConfig = RelationLossConfig()
     logits: Literal["none", "forward_kl", "reverse_kl", "atkd"] = "none"
     logits_weight: float = Field(default=1.0, ge=0.0)

@@ -42,12 +42,19 @@ def teacher_targets(teacher: SuperLM, batch: dict[str, Tensor], loss: LossConfig
                           out.hidden if loss.hidden_mse_weight > 0 else None)
 
 
-def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targets: TeacherTargets,
+def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targets: TeacherTargets | None,
                   loss: LossConfig, relation_heads: int, with_lm_loss: bool = False) -> dict[str, Tensor]:
     """The losses of sub-network `arch` on `batch`: `relation_kd`, and for decoders `logit_kd`
-    (when configured) and `lm_loss` (when asked); `total` is the weighted training loss."""
+    (when configured) and `lm_loss` (when asked); `total` is the weighted training loss.
+    Without targets (teacher-free training) the only loss is the decoder's `lm_loss`."""
     supernet.set_active(arch)
     decoder = supernet.FAMILY == "decoder"
+    if targets is None:
+        if not decoder:
+            raise ValueError("train.loss.kind: 'lm' (teacher-free) needs a decoder; encoders have no LM head here")
+        out = supernet(batch["input_ids"], batch["attention_mask"], compute_logits=True)
+        value = lm_loss(out.logits, batch["input_ids"], batch["attention_mask"])
+        return {"lm_loss": value, "total": value}
     need_logits = decoder and (targets.logits is not None or with_lm_loss)
     kwargs = {"compute_logits": need_logits} if decoder else {}
     mask = batch["attention_mask"]
@@ -77,7 +84,7 @@ def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targe
 
 
 @torch.no_grad()
-def evaluate(supernet: SuperLM, arch: Arch, batches: list[dict[str, Tensor]], targets: list[TeacherTargets],
+def evaluate(supernet: SuperLM, arch: Arch, batches: list[dict[str, Tensor]], targets: list[TeacherTargets] | list[None],
              loss: LossConfig, relation_heads: int) -> dict[str, float]:
     """Mean held-out losses of `arch` with inherited weights over fixed batches (same batches,
     same order, for every candidate)."""

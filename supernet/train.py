@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from search_spaces import Arch, SubSpace
+from search_spaces import Arch, SubSpace, flops
 from supernet.checkpoint import load_latest, save_checkpoint
 from supernet.config import TrainConfig
 from supernet.data import TokenizedData
@@ -43,6 +43,7 @@ class TrainResult:
     checkpoint: Path | None
     skipped_steps: list[int] = field(default_factory=list)
     last_eval: dict[str, Any] = field(default_factory=dict)
+    train_flops: float = 0.0  # forward + backward of every sub-network, plus the teacher's forwards
 
 
 def sandwich_for_step(sub: SubSpace, seed: int, step: int, n_random: int) -> list[Arch]:
@@ -69,14 +70,22 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def train_supernet(supernet: SuperLM, teacher: SuperLM, sub: SubSpace, data: TokenizedData,
+def step_flops(archs: list[Arch], teacher: Arch | None, batch: int, seq_len: int, micro_batches: int) -> float:
+    """Training compute of one step: 3x the forward FLOPs of each sub-network (forward and
+    backward) and one forward of the teacher per micro-batch (none when teacher-free)."""
+    student = sum(3 * flops(a, batch, seq_len) for a in archs)
+    return float(micro_batches * (student + (flops(teacher, batch, seq_len) if teacher is not None else 0)))
+
+
+def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, data: TokenizedData,
                    cfg: TrainConfig, relation_heads: int, out_dir: Path, device: torch.device,
                    progress: bool = True) -> TrainResult:
-    """Train `supernet` on sub-space `sub`, resuming from the newest checkpoint in `out_dir`."""
+    """Train `supernet` on sub-space `sub`, resuming from the newest checkpoint in `out_dir`.
+    `teacher` is None for teacher-free training (`train.loss.kind: lm`)."""
     weights = supernet.weights()
     params = list(weights.values())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, skipped = 0, []
+    start, skipped, spent = 0, [], 0.0
     ckpt = load_latest(out_dir)
     if ckpt is not None:
         with torch.no_grad():
@@ -85,13 +94,19 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM, sub: SubSpace, data: Tok
         if ckpt.optimizer is not None:
             optimizer.load_state_dict(ckpt.optimizer)
         start, skipped = ckpt.step, list(ckpt.state.get("skipped_steps", []))
+        spent = float(ckpt.state.get("train_flops", 0.0))
         log.info("[%s] resuming at step %d from %s", sub.name, start, ckpt.path)
     if start >= cfg.steps:
-        return TrainResult(sub.name, start, ckpt.path if ckpt else None, skipped, ckpt.state.get("last_eval", {}) if ckpt else {})
+        return TrainResult(sub.name, start, ckpt.path if ckpt else None, skipped,
+                           ckpt.state.get("last_eval", {}) if ckpt else {}, spent)
+
+    def targets_of(batch: dict[str, torch.Tensor]) -> Any:
+        return None if teacher is None else teacher_targets(teacher, batch, cfg.loss, relation_heads)
 
     eval_batches = [_to(b, device) for b in data.held_out_batches(cfg.batch_size, cfg.eval_batches)]
     with _autocast(device):
-        eval_targets = [teacher_targets(teacher, b, cfg.loss, relation_heads) for b in eval_batches]
+        eval_targets = [targets_of(b) for b in eval_batches]
+    seq_len = data.train["input_ids"].shape[1]
     log_path = out_dir / "train.jsonl"
     out_dir.mkdir(parents=True, exist_ok=True)
     bad_in_a_row, last_eval, checkpoint = 0, {}, ckpt.path if ckpt else None
@@ -109,7 +124,7 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM, sub: SubSpace, data: Tok
         for micro in range(cfg.grad_accum):
             batch = _to(data.train_batch(step, micro, cfg.grad_accum, cfg.batch_size, cfg.seed), device)
             with _autocast(device):
-                targets = teacher_targets(teacher, batch, cfg.loss, relation_heads)
+                targets = targets_of(batch)
                 for arch in archs:
                     parts = subnet_losses(supernet, arch, batch, targets, cfg.loss, relation_heads)
                     total = parts["total"] / (len(archs) * cfg.grad_accum)
@@ -138,9 +153,12 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM, sub: SubSpace, data: Tok
         optimizer.step()
         done = step + 1
         seconds = time.perf_counter() - t0
-        tokens = len(archs) * cfg.grad_accum * cfg.batch_size * data.train["input_ids"].shape[1]
+        tokens = len(archs) * cfg.grad_accum * cfg.batch_size * seq_len
+        spent += step_flops(archs, teacher.full_arch if teacher is not None else None, cfg.batch_size, seq_len,
+                            cfg.grad_accum)
         record: dict[str, Any] = {"step": done, "lr": learning_rate(cfg, step), "grad_norm": float(grad_norm),
-                                  "tokens_per_s": tokens / seconds, "archs": [a.id for a in archs], **losses}
+                                  "tokens_per_s": tokens / seconds, "train_flops": spent,
+                                  "archs": [a.id for a in archs], **losses}
         if done % cfg.eval_every == 0 or done == cfg.steps:
             supernet.eval()
             with _autocast(device):
@@ -153,11 +171,11 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM, sub: SubSpace, data: Tok
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             checkpoint = save_checkpoint(out_dir, done, weights, optimizer.state_dict(), {
                 "subspace": sub.name, "skipped_steps": skipped, "last_eval": last_eval,
-                "done": done == cfg.steps, "supernet": supernet.describe(),
+                "done": done == cfg.steps, "supernet": supernet.describe(), "train_flops": spent,
             })
         maybe_die("train-step", done)
     supernet.eval()
-    return TrainResult(sub.name, cfg.steps, checkpoint, skipped, last_eval)
+    return TrainResult(sub.name, cfg.steps, checkpoint, skipped, last_eval, spent)
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:

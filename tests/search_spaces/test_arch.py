@@ -76,6 +76,10 @@ def test_from_dict_rejects_unknown_and_missing_fields():
         ("uniform", 4, 12, [0, 4, 7, 11]),
         ("uniform", 1, 6, [5]),
         ("uniform", 6, 6, [0, 1, 2, 3, 4, 5]),
+        ("every_other", 3, 6, [0, 2, 4]),
+        ("every_other", 5, 6, [0, 1, 2, 3, 4]),
+        ("every_other", 4, 7, [0, 2, 4, 6]),
+        ("every_other", 5, 7, [0, 1, 2, 4, 6]),
     ],
 )
 def test_layer_policies(policy, n, n_max, expected):

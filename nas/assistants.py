@@ -273,7 +273,7 @@ class JointSpace:
 
         sparsity = trial.suggest_categorical("ta_sparsity", list(self.sparsities))
         return {"arch_json": suggest_arch(trial, self.sub).to_json(), "subspace": self.sub.name,
-                "ta_sparsity": sparsity}
+                "evaluator_args": {"ta_sparsity": sparsity}}
 
 
 class JointEvaluator:

@@ -136,20 +136,21 @@ def find_duplicate(study: optuna.Study, key: str) -> FrozenTrial | None:
 @dataclass(frozen=True)
 class ArchSpace:
     """The define-by-run space of a plain search: `suggest_arch` on one sub-space. A space
-    returns the trial's config: the architecture as JSON, its sub-space, and any other variable
-    the evaluator takes (a joint search adds `ta_sparsity`)."""
+    returns the trial's config: the architecture as JSON, its sub-space, and the evaluator's
+    other arguments under `evaluator_args` (a joint search's `ta_sparsity`). Ray Tune adds the
+    raw trial parameters to the config; only these keys are read."""
 
     sub: SubSpace
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        return {"arch_json": suggest_arch(trial, self.sub).to_json(), "subspace": self.sub.name}
+        return {"arch_json": suggest_arch(trial, self.sub).to_json(), "subspace": self.sub.name, "evaluator_args": {}}
 
 
 def candidate_of(config: dict[str, Any]) -> tuple[Arch, dict[str, Any], str]:
     """A trial config as (architecture, the evaluator's other arguments, the key that identifies
     the evaluation for duplicate reuse)."""
     arch = Arch.from_json(config["arch_json"])
-    extra = {k: v for k, v in config.items() if k not in ("arch_json", "subspace")}
+    extra = dict(config.get("evaluator_args") or {})
     key = arch.id + "".join(f"|{k}={v}" for k, v in sorted(extra.items()))
     return arch, extra, key
 

@@ -26,7 +26,7 @@ from nas.config import parse_config
 from nas.evaluate import held_out_targets
 from nas.run import load_data, load_teacher_net, load_trained_supernet, open_run
 from nas.train import run_train
-from search_spaces import Choices, SubSpace, params
+from search_spaces import SubSpace, params
 from supernet.config import TrainConfig
 from supernet.distill import evaluate
 from supernet.hf_models import build_model
@@ -34,14 +34,6 @@ from supernet.registry import build_supernet
 from supernet.train import train_supernet
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def single_arch_space(arch) -> SubSpace:
-    """A sub-space holding exactly `arch` (so the training loop trains just that model)."""
-    choices = Choices(num_layers=(arch.num_layers,), hidden_size=(arch.hidden_size,), num_heads=(arch.num_heads,),
-                      head_dim=(arch.head_dim,), intermediate_size=(arch.intermediate_size,),
-                      num_kv_heads=(arch.num_kv_heads,) if arch.family == "decoder" else ())
-    return SubSpace("standalone", arch, choices, "first")
 
 
 def main() -> None:
@@ -93,7 +85,7 @@ def main() -> None:
                             checkpoint_every=args.standalone_steps, eval_every=args.standalone_steps)
     for arch in archs:
         net = build_supernet(build_model(arch, run.teacher_config))  # random init: distilled from scratch
-        train_supernet(net, teacher, single_arch_space(arch), data, train_cfg, run.relation_heads,
+        train_supernet(net, teacher, SubSpace.single(arch), data, train_cfg, run.relation_heads,
                        work / "standalone" / arch.id, device, progress=False)
         standalone.append(evaluate(net, arch, batches, targets, train_cfg.loss, run.relation_heads)["relation_kd"])
 

@@ -42,7 +42,7 @@ from supernet.data import TokenizedData
 from supernet.distill import evaluate, teacher_targets
 from supernet.registry import build_supernet
 from supernet.superlm import SuperLM
-from supernet.train import train_supernet
+from supernet.train import train_fixed
 
 log = logging.getLogger(__name__)
 ASSISTANTS = "assistants"  # the name of the once-for-all TA supernet's sub-space and directory
@@ -64,9 +64,10 @@ def cost_of(arch: Arch, measure: str, batch: int, seq_len: int) -> float:
 
 def _shrink_spread(arch: Arch, teacher: Arch) -> float:
     """How unevenly `arch` shrinks the teacher: the spread of log(dimension ratio) over depth,
-    width, attention width and FFN width (0 for a uniform shrink)."""
+    width, attention width, KV width and FFN width (0 for a uniform shrink)."""
     ratios = [arch.num_layers / teacher.num_layers, arch.hidden_size / teacher.hidden_size,
-              arch.attention_width / teacher.attention_width, arch.intermediate_size / teacher.intermediate_size]
+              arch.attention_width / teacher.attention_width, arch.kv_width / teacher.kv_width,
+              arch.intermediate_size / teacher.intermediate_size]
     return float(np.std(np.log(ratios)))
 
 
@@ -189,13 +190,10 @@ def assistant_train_config(config: RunConfig) -> TrainConfig:
 
 def distil_fixed(arch: Arch, init: SuperLM, teacher: SuperLM, data: TokenizedData, cfg: TrainConfig,
                  relation_heads: int, out_dir: Path, device: torch.device, steps: int) -> SuperLM:
-    """Distil the fixed-shape network `arch`, initialised from `init`'s weights, from `teacher` for
-    `steps` steps (resumable in `out_dir`). Returns it as a SuperLM of its own shape."""
-    net = build_supernet(init.extract(arch)).to(device)
-    fixed = cfg.model_copy(update={"steps": steps, "n_random": 0, "checkpoint_every": steps, "eval_every": steps,
-                                   "loss": cfg.loss.model_copy(update={"kind": "distill"})})
-    train_supernet(net, teacher, SubSpace.single(arch), data, fixed, relation_heads, out_dir, device, progress=False)
-    return net.eval()
+    """Distil the fixed-shape network `arch`, initialised from `init`'s weights, from `teacher`
+    (always distillation, even in a teacher-free run's config)."""
+    distill = cfg.model_copy(update={"loss": cfg.loss.model_copy(update={"kind": "distill"})})
+    return train_fixed(arch, init, teacher, data, distill, relation_heads, out_dir, device, steps)[0]
 
 
 def as_teacher(net: SuperLM) -> SuperLM:

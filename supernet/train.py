@@ -178,6 +178,20 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, da
     return TrainResult(sub.name, cfg.steps, checkpoint, skipped, last_eval, spent)
 
 
+def train_fixed(arch: Arch, init: SuperLM, teacher: SuperLM | None, data: TokenizedData, cfg: TrainConfig,
+                relation_heads: int, out_dir: Path, device: torch.device, steps: int) -> tuple[SuperLM, TrainResult]:
+    """Train the fixed-shape network `arch`, initialised from `init`'s weights (a truncation of
+    it), for `steps` steps from `teacher` (None: teacher-free), resumable in `out_dir`. Returns it
+    as a SuperLM of its own shape."""
+    from supernet.registry import build_supernet
+
+    net = build_supernet(init.extract(arch)).to(device)
+    fixed = cfg.model_copy(update={"steps": steps, "n_random": 0, "checkpoint_every": steps, "eval_every": steps})
+    result = train_supernet(net, teacher, SubSpace.single(arch), data, fixed, relation_heads, out_dir, device,
+                            progress=False)
+    return net.eval(), result
+
+
 def _append(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a") as fh:
         fh.write(json.dumps(record) + "\n")

@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="cpu, cuda or cuda:N (default: the config's train.device)")
     train.add_argument("--subspace", action="append", help="train only this sub-space (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--workers", type=int, help="Ray Train data-parallel workers per supernet (default ray.workers)")
+    train.add_argument("--ray-address", help="train on this Ray cluster (default ray.address; 'local' starts one)")
     how = train.add_mutually_exclusive_group()
     how.add_argument("--teacher-free", action="store_true",
                      help="no teacher: the truncated teacher trained on next-token loss (decoders)")
@@ -434,7 +436,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from nas.train import run_train
 
     results = run_train(load_config(args.config), device=args.device, subspaces=args.subspace,
-                        progress=not args.no_progress, teacher_free=args.teacher_free, via_assistant=args.via_assistant)
+                        progress=not args.no_progress, teacher_free=args.teacher_free, via_assistant=args.via_assistant,
+                        workers=args.workers, ray_address=args.ray_address)
     for r in results:
         evals = ", ".join(f"{k} {v.get('total', float('nan')):.4f}" for k, v in r.last_eval.items())
         skipped = f", {len(r.skipped_steps)} skipped step(s)" if r.skipped_steps else ""

@@ -117,6 +117,7 @@ class RayConfig(StrictConfig):
     cpus_per_trial: float = Field(default=1.0, gt=0.0)
     gpus_per_trial: float = Field(default=0.0, ge=0.0)
     workers: int = Field(default=1, gt=0, description="Ray Train workers for supernet training")
+    max_failures: int = Field(default=2, ge=0, description="worker-group restarts Ray Train allows per supernet")
 
 
 class RunConfig(StrictConfig):

@@ -40,9 +40,9 @@ def init_ray(address: str) -> dict[str, Any]:
         # Loopback only (DESIGN.md section 5): these must be in the environment of the node.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(include_dashboard=False)
     else:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address)  # workers' logs stream back to this driver
     nodes = [n for n in ray.nodes() if n["Alive"]]
     log.info("Ray at %s: %d node(s) %s, resources %s", address, len(nodes),
              [n["NodeManagerAddress"] for n in nodes], ray.cluster_resources())
@@ -123,7 +123,7 @@ def run_trials_on_ray(study: optuna.Study, storage: optuna.storages.BaseStorage,
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, time_budget_s=timeout),
-        run_config=tune.RunConfig(name=study.study_name.replace(":", "-"), verbose=0,
+        run_config=tune.RunConfig(name=study.study_name.replace(":", "-"), verbose=1,
                                   storage_path=str((results_dir or Path.cwd() / "ray_results").resolve())),
     )
     with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for Study.optimize

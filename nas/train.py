@@ -41,7 +41,10 @@ def fresh_supernet(teacher: SuperLM, importance: list[LayerImportance] | None) -
 
 
 def run_train(config: RunConfig, device: str | None = None, subspaces: list[str] | None = None,
-              progress: bool = True, teacher_free: bool = False, via_assistant: bool = False) -> list[TrainResult]:
+              progress: bool = True, teacher_free: bool = False, via_assistant: bool = False,
+              workers: int | None = None, ray_address: str | None = None) -> list[TrainResult]:
+    """Train locally, or with Ray Train when `workers` > 1 or a Ray address (argument or
+    `ray.address`) is given (`nas.train_ray`)."""
     from nas import assistants as ta
 
     if teacher_free:
@@ -50,6 +53,14 @@ def run_train(config: RunConfig, device: str | None = None, subspaces: list[str]
     teacher_free = config.train.loss.kind == "lm"
     if teacher_free and via_assistant:
         raise ValueError("--via-assistant: a teacher-free run (train.loss.kind: lm) has no teacher to assist")
+    workers = workers or config.ray.workers
+    address = ray_address or config.ray.address
+    if workers > 1 or address:
+        if via_assistant:
+            raise ValueError("--via-assistant: runs in one process; drop --workers / ray.address")
+        from nas.train_ray import run_train_on_ray
+
+        return run_train_on_ray(config, workers, address or "local", subspaces)
     run = open_run(config)  # config, space and relation heads checked before any weights load
     if teacher_free and run.space.teacher.family != "decoder":
         raise ValueError("train.loss.kind: 'lm' (teacher-free) is for decoders; this teacher is an encoder")

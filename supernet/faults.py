@@ -2,7 +2,8 @@
 
 `DISTILNAS_KILL_AT=POINT:STEP` makes the process SIGKILL itself when it reaches POINT at STEP
 (POINT: `train-step` after an optimizer step, `checkpoint-write` half-way through writing a
-checkpoint). Unset, this does nothing.
+checkpoint). Unset, this does nothing. With `DISTILNAS_KILL_ONCE=PATH` the kill happens only if
+PATH does not exist yet (it is created first), so a restarted worker runs through.
 """
 
 from __future__ import annotations
@@ -14,4 +15,10 @@ import signal
 def maybe_die(point: str, step: int) -> None:
     target = os.environ.get("DISTILNAS_KILL_AT")
     if target and target == f"{point}:{step}":
+        once = os.environ.get("DISTILNAS_KILL_ONCE")
+        if once:
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), signal.SIGKILL)

@@ -15,7 +15,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -52,6 +52,38 @@ def sandwich_for_step(sub: SubSpace, seed: int, step: int, n_random: int) -> lis
     return sub.sandwich(rng, n_random)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in data-parallel training (Ray Train workers): it takes rows
+    [rank*B, (rank+1)*B) of the step's global batch of world*B rows, so W workers see exactly
+    the batch one worker would see with W*B rows."""
+
+    rank: int
+    world: int
+
+
+def _average_gradients(params: list[torch.Tensor], finite: bool) -> bool:
+    """All-reduce, across the process group, whether every rank's loss was finite and then the
+    mean gradient. Parameters outside every sampled sub-network have no gradient: they join the
+    reduction as zeros, so every rank makes the same collective calls (no DDP unused-parameter
+    hang)."""
+    import torch.distributed as dist
+
+    flag = torch.tensor([0.0 if finite else 1.0])
+    dist.all_reduce(flag)
+    if flag.item() > 0:
+        return False
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads]).float()
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset:offset + g.numel()].view_as(g).to(g.dtype)
+        offset += g.numel()
+    return True
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up over `warmup_frac` of the steps, then linear decay to zero."""
     warmup = int(cfg.warmup_frac * cfg.steps)
@@ -79,9 +111,14 @@ def step_flops(archs: list[Arch], teacher: Arch | None, batch: int, seq_len: int
 
 def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, data: TokenizedData,
                    cfg: TrainConfig, relation_heads: int, out_dir: Path, device: torch.device,
-                   progress: bool = True) -> TrainResult:
+                   progress: bool = True, shard: Shard | None = None,
+                   on_checkpoint: Callable[[int, Path | None], None] | None = None) -> TrainResult:
     """Train `supernet` on sub-space `sub`, resuming from the newest checkpoint in `out_dir`.
-    `teacher` is None for teacher-free training (`train.loss.kind: lm`)."""
+    `teacher` is None for teacher-free training (`train.loss.kind: lm`). With a `shard`, this is
+    one data-parallel worker: gradients are averaged over the process group and only rank 0
+    writes logs and checkpoints; `on_checkpoint(step, path)` runs on every rank at each
+    checkpoint (path None off rank 0)."""
+    writer = shard is None or shard.rank == 0
     weights = supernet.weights()
     params = list(weights.values())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -109,6 +146,14 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, da
     seq_len = data.train["input_ids"].shape[1]
     log_path = out_dir / "train.jsonl"
     out_dir.mkdir(parents=True, exist_ok=True)
+
+    def batch_for(step: int, micro: int) -> dict[str, torch.Tensor]:
+        if shard is None:
+            return _to(data.train_batch(step, micro, cfg.grad_accum, cfg.batch_size, cfg.seed), device)
+        rows = data.train_batch(step, micro, cfg.grad_accum, cfg.batch_size * shard.world, cfg.seed)
+        lo = shard.rank * cfg.batch_size
+        return _to({k: v[lo:lo + cfg.batch_size] for k, v in rows.items()}, device)
+
     bad_in_a_row, last_eval, checkpoint = 0, {}, ckpt.path if ckpt else None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {sub.name}",
                disable=not progress, dynamic_ncols=True)
@@ -122,7 +167,7 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, da
         losses: dict[str, float] = {}
         finite = True
         for micro in range(cfg.grad_accum):
-            batch = _to(data.train_batch(step, micro, cfg.grad_accum, cfg.batch_size, cfg.seed), device)
+            batch = batch_for(step, micro)
             with _autocast(device):
                 targets = targets_of(batch)
                 for arch in archs:
@@ -136,13 +181,16 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, da
                         losses[k] = losses.get(k, 0.0) + float(v.detach()) / (len(archs) * cfg.grad_accum)
             if not finite:
                 break
+        if shard is not None:
+            finite = _average_gradients(params, finite)
         if not finite:
             # Skip the step: no update, nothing saved; the last good checkpoint stays.
             optimizer.zero_grad(set_to_none=True)
             skipped.append(step)
             bad_in_a_row += 1
             log.warning("[%s] step %d: non-finite loss, step skipped (%d in a row)", sub.name, step, bad_in_a_row)
-            _append(log_path, {"step": step, "skipped": True, "reason": "non-finite loss"})
+            if writer:
+                _append(log_path, {"step": step, "skipped": True, "reason": "non-finite loss"})
             if bad_in_a_row >= cfg.max_bad_steps:
                 raise TrainingDivergedError(
                     f"training of sub-space {sub.name} diverged: {bad_in_a_row} consecutive steps with a "
@@ -154,8 +202,8 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, da
         done = step + 1
         seconds = time.perf_counter() - t0
         tokens = len(archs) * cfg.grad_accum * cfg.batch_size * seq_len
-        spent += step_flops(archs, teacher.full_arch if teacher is not None else None, cfg.batch_size, seq_len,
-                            cfg.grad_accum)
+        spent += step_flops(archs, teacher.full_arch if teacher is not None else None,
+                            cfg.batch_size * (shard.world if shard else 1), seq_len, cfg.grad_accum)
         record: dict[str, Any] = {"step": done, "lr": learning_rate(cfg, step), "grad_norm": float(grad_norm),
                                   "tokens_per_s": tokens / seconds, "train_flops": spent,
                                   "archs": [a.id for a in archs], **losses}
@@ -166,13 +214,20 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, da
                              for name, arch in (("largest", sub.largest), ("smallest", sub.smallest))}
             supernet.train()
             record["eval"] = last_eval
-        _append(log_path, record)
+        if writer:
+            _append(log_path, record)
         bar.set_postfix(loss=f"{losses['total']:.4f}", tok_s=f"{tokens / seconds:.0f}")
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            checkpoint = save_checkpoint(out_dir, done, weights, optimizer.state_dict(), {
-                "subspace": sub.name, "skipped_steps": skipped, "last_eval": last_eval,
-                "done": done == cfg.steps, "supernet": supernet.describe(), "train_flops": spent,
-            })
+            if writer:
+                checkpoint = save_checkpoint(out_dir, done, weights, optimizer.state_dict(), {
+                    "subspace": sub.name, "skipped_steps": skipped, "last_eval": last_eval,
+                    "done": done == cfg.steps, "supernet": supernet.describe(), "train_flops": spent,
+                    "workers": shard.world if shard else 1,
+                })
+                log.info("[%s] step %d/%d, loss %.4f, checkpoint %s", sub.name, done, cfg.steps, losses["total"],
+                         checkpoint.name)
+            if on_checkpoint is not None:
+                on_checkpoint(done, checkpoint if writer else None)
         maybe_die("train-step", done)
     supernet.eval()
     return TrainResult(sub.name, cfg.steps, checkpoint, skipped, last_eval, spent)

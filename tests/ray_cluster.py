@@ -1,78 +1,72 @@
-"""A real Ray cluster on loopback for tests: a head and worker nodes as separate processes,
-with a unique temp dir, stopped by PID (never `ray stop`). See DESIGN.md section 5."""
+"""A real Ray cluster on loopback for tests: a head node and `workers` more nodes, each its own
+raylet and worker processes, on 127.0.0.1 with a unique temp dir; stopped by PID (never
+`ray stop`). See DESIGN.md section 5.
+
+The nodes are started with `ray.cluster_utils.Cluster` (Ray's own multi-node test harness):
+with the loopback settings, `ray start --address` refuses to add a second node ("Windows and
+OSX" single-node mode), and without them the nodes listen on the routable address.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-from pathlib import Path
 
 import psutil
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LoopbackRayCluster:
-    """With the loopback settings Ray runs single-node clusters only (its "Windows/OSX" mode
-    refuses more nodes), so `workers` > 0 needs a multi-node set-up (issue 8)."""
-
     def __init__(self, workers: int = 0, cpus_per_node: int = 2) -> None:
         self.workers, self.cpus = workers, cpus_per_node
         self.temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are limited
-        self.port = _free_port()
-        self.address = f"127.0.0.1:{self.port}"
         self.env = {**os.environ, **LOOPBACK_ENV}
-        self.ray = str(Path(sys.executable).parent / "ray")
-
-    def _ray(self, *args: str) -> None:
-        subprocess.run([self.ray, *args], env=self.env, check=True, capture_output=True, timeout=180)
+        self.cluster = None
+        self.address = ""
 
     def __enter__(self) -> LoopbackRayCluster:
+        os.environ.update(LOOPBACK_ENV)  # the nodes are children of this process
+        from ray.cluster_utils import Cluster
+
         try:
-            self._start()
+            self.cluster = Cluster(initialize_head=True, head_node_args={
+                "num_cpus": self.cpus, "temp_dir": self.temp_dir, "include_dashboard": False})
+            for _ in range(self.workers):
+                self.cluster.add_node(num_cpus=self.cpus)
+            self.cluster.wait_for_nodes()
+            self.address = self.cluster.address
         except BaseException:
             self.__exit__()
             raise
         return self
 
-    def _start(self) -> None:
-        self._ray("start", "--head", f"--port={self.port}", "--node-ip-address=127.0.0.1",
-                  f"--temp-dir={self.temp_dir}", f"--num-cpus={self.cpus}", "--include-dashboard=false",
-                  "--disable-usage-stats")
-        for _ in range(self.workers):
-            self._ray("start", f"--address={self.address}", "--node-ip-address=127.0.0.1",
-                      f"--num-cpus={self.cpus}", "--disable-usage-stats")
-        deadline = time.monotonic() + 60
-        while len(self.processes()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
-
     def processes(self) -> list[psutil.Process]:
-        """Every process of this cluster: those whose command line names this cluster's temp dir,
-        and their descendants (Ray's agents rename their command lines)."""
+        """Every live process of this cluster: those whose command line names this cluster's temp
+        dir, and their descendants (Ray's agents rename their command lines)."""
         found: dict[int, psutil.Process] = {}
-        for p in psutil.process_iter(["pid", "cmdline"]):
+        for p in psutil.process_iter(["pid", "cmdline", "status"]):
             try:
-                if p.pid != os.getpid() and any(self.temp_dir in part for part in (p.info["cmdline"] or [])):
+                if p.info["status"] == psutil.STATUS_ZOMBIE or p.pid == os.getpid():
+                    continue
+                if any(self.temp_dir in part for part in (p.info["cmdline"] or [])):
                     found[p.pid] = p
-                    found.update({c.pid: c for c in p.children(recursive=True)})
+                    found.update({c.pid: c for c in p.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE})
             except psutil.NoSuchProcess:
                 continue
         return list(found.values())
 
+    def listening_addresses(self) -> set[str]:
+        """The IP addresses this cluster's processes listen on."""
+        pids = {p.pid for p in self.processes()}
+        return {c.laddr.ip for c in psutil.net_connections(kind="inet") if c.pid in pids and c.status == "LISTEN"}
+
     def __exit__(self, *exc: object) -> None:
-        procs = self.processes()
+        if self.cluster is not None:
+            self.cluster.shutdown()  # kills exactly the processes of its nodes, by PID
+        procs = self.processes()  # anything left (workers of a node), by PID
         for p in procs:
             try:
                 p.send_signal(signal.SIGTERM)

@@ -1,4 +1,5 @@
-"""`nas search` as Ray Tune trials against a real Ray cluster (a head node in its own processes) on loopback."""
+"""`nas search` and `nas train` on a real multi-node Ray cluster on loopback: a head node and a
+worker node (each its own raylet and worker processes, 127.0.0.1 only), stopped by PID."""
 
 from __future__ import annotations
 
@@ -16,36 +17,61 @@ from nas.config import parse_config
 from nas.schedule import run_schedule
 from nas.train import run_train
 from ray_cluster import LoopbackRayCluster
+from supernet.checkpoint import load_latest
+
+DDP_TOLERANCE = 1e-5  # max |w| difference, 2 workers vs 1 worker with the doubled batch (fp32, gloo)
+
+
+def nas(args: list[str], env: dict) -> None:
+    out = subprocess.run([sys.executable, "-m", "nas.cli", *args], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
 
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_search_on_a_loopback_ray_cluster(tmp_path):
-    raw = tiny_run_config(tmp_path, TINY_ENCODER, steps=2)
+def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path, monkeypatch):
+    raw = tiny_run_config(tmp_path, TINY_ENCODER, steps=4, batch_size=2, checkpoint_every=2)
+    raw["data"]["packing"] = True  # full rows: shard means equal the doubled batch's mean
     raw["search"].update(trials=4, budgets={"flops": 2.0e6})
     raw["assistants"] = {"supernet_steps": 2, "distill_steps": 2, "grid": [0.3, 0.6]}
-    run_train(parse_config(raw), subspaces=["small"], progress=False)
-    run_schedule(parse_config(raw), subspaces=["small"], progress=False)
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
-    with LoopbackRayCluster() as cluster:
-        assert len(cluster.processes()) >= 2
-        for joint in ([], ["--joint-assistant", "--trials", "3"]):
-            out = subprocess.run([sys.executable, "-m", "nas.cli", "search", str(tmp_path / "run.yaml"),
-                                  "--subspace", "small", "--ray-address", cluster.address, *joint],
-                                 env=cluster.env, capture_output=True, text=True, timeout=600)
-            assert out.returncode == 0, out.stderr[-3000:]
+    single = {**raw, "run_dir": str(tmp_path / "single"), "train": {**raw["train"], "batch_size": 4}}
+    run_train(parse_config(single), subspaces=["small"], progress=False)  # the 1-worker reference
+    searched = {**raw, "run_dir": str(tmp_path / "searched")}
+    run_train(parse_config(searched), subspaces=["small"], progress=False)
+    run_schedule(parse_config(searched), subspaces=["small"], progress=False)
+    (tmp_path / "searched.yaml").write_text(yaml.safe_dump(searched))
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(raw))
+    # One Ray Train worker is SIGKILLed after its 3rd step, once: the group restarts and resumes.
+    killed = tmp_path / "killed-once"
+    monkeypatch.setenv("DISTILNAS_KILL_AT", "train-step:3")
+    monkeypatch.setenv("DISTILNAS_KILL_ONCE", str(killed))
+    with LoopbackRayCluster(workers=1, cpus_per_node=1) as cluster:
+        assert cluster.listening_addresses() <= {"127.0.0.1", "::ffff:127.0.0.1"}
+        env = cluster.env
+        nas(["search", str(tmp_path / "searched.yaml"), "--subspace", "small", "--ray-address", cluster.address], env)
+        nas(["search", str(tmp_path / "searched.yaml"), "--subspace", "small", "--ray-address", cluster.address,
+             "--joint-assistant", "--trials", "3"], env)
+        nas(["train", str(tmp_path / "ddp.yaml"), "--subspace", "small", "--workers", "2",
+             "--ray-address", cluster.address], env)
     assert not cluster.processes()  # every process of the cluster was stopped
-    joint = optuna.load_study(study_name=f"{Path(raw['run_dir']).name}:small:joint-ta",
-                              storage=parse_config(raw).storage_url).get_trials()
-    assert [t.state for t in joint] == [TrialState.COMPLETE] * 3, [(t.state, t.user_attrs) for t in joint]
-    assert all(t.user_attrs["node"] and "ta_sparsity" in t.params for t in joint)
-    study = optuna.load_study(study_name=f"{Path(raw['run_dir']).name}:small", storage=parse_config(raw).storage_url)
-    trials = study.get_trials()
-    assert [t.number for t in trials] == [0, 1, 2, 3]
+
+    storage = parse_config(searched).storage_url
+    trials = optuna.load_study(study_name="searched:small", storage=storage).get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3]  # every trial once
     assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["node"] for t in trials}) == 2  # trials ran on both nodes
     for t in trials:
-        assert t.user_attrs["node"] and t.user_attrs["objectives"]["flops"] == t.values[1]
+        assert t.user_attrs["objectives"]["flops"] == t.values[1]
         assert t.user_attrs["feasible"] == (t.values[1] <= 2.0e6)
     assert trials[0].user_attrs.get("warm_start")  # the truncated teacher went first
-    assert len({t.user_attrs["arch_id"] for t in trials if "duplicate_of" not in t.user_attrs}) == \
-        sum("duplicate_of" not in t.user_attrs for t in trials)
+    joint = optuna.load_study(study_name="searched:small:joint-ta", storage=storage).get_trials()
+    assert [t.state for t in joint] == [TrialState.COMPLETE] * 3
+    assert all("ta_sparsity" in t.params for t in joint)
+
+    assert killed.exists()  # a worker was killed mid-training ...
+    ddp = load_latest(Path(raw["run_dir"]) / "supernets" / "small")
+    ref = load_latest(Path(single["run_dir"]) / "supernets" / "small")
+    assert ddp.step == ref.step == 4 and ddp.state["workers"] == 2  # ... and the group resumed to the end
+    worst = max((ddp.weights[k] - ref.weights[k]).abs().max().item() for k in ref.weights)
+    assert worst <= DDP_TOLERANCE
+    assert list((Path(raw["run_dir"]) / "ray_train").rglob("checkpoint_*"))  # Ray's storage has copies

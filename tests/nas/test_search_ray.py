@@ -16,7 +16,7 @@ from conftest import TINY_ENCODER, tiny_run_config
 from nas.config import parse_config
 from nas.schedule import run_schedule
 from nas.train import run_train
-from ray_cluster import LoopbackRayCluster
+from nas.local_cluster import LoopbackRayCluster
 from supernet.checkpoint import load_latest
 
 DDP_TOLERANCE = 1e-5  # max |w| difference, 2 workers vs 1 worker with the doubled batch (fp32, gloo)

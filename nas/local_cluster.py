@@ -1,6 +1,6 @@
-"""A real Ray cluster on loopback for tests: a head node and `workers` more nodes, each its own
-raylet and worker processes, on 127.0.0.1 with a unique temp dir; stopped by PID (never
-`ray stop`). See DESIGN.md section 5.
+"""A real Ray cluster on one machine, on loopback, for tests and benchmarks: a head node and
+`workers` more nodes, each its own raylet and worker processes, on 127.0.0.1 with a unique temp
+dir; stopped by PID (never `ray stop`). See DESIGN.md section 5.
 
 The nodes are started with `ray.cluster_utils.Cluster` (Ray's own multi-node test harness):
 with the loopback settings, `ray start --address` refuses to add a second node ("Windows and

@@ -81,13 +81,29 @@ def relation_heads(config: RunConfig, space: SearchSpace) -> int:
     return requested
 
 
+def check_budgets(config: RunConfig, space: SearchSpace) -> None:
+    """Every params/FLOPs budget must admit at least one architecture of the space."""
+    from nas.evaluate import costs
+
+    search = config.search
+    for key, bound in sorted(search.budgets.items()):
+        if key == "latency_ms":
+            continue  # known only after measuring or fitting a predictor
+        smallest = min(costs(a, search.batch_size, search.seq_len)[key] for a in space.archs())
+        if smallest > bound:
+            raise ValueError(f"search.budgets.{key}: got {bound:g}; no architecture of the space meets it: the "
+                             f"smallest achievable is {smallest:g} (at batch {search.batch_size} x {search.seq_len})")
+
+
 def open_run(config: RunConfig, save_config: bool = True) -> Run:
-    """Validate everything that can be known without weights; write the run's config."""
+    """Validate everything that can be known without weights, writing nothing until it has
+    passed; then write the run's config."""
     run_dir = Path(config.run_dir)
-    check_writable(run_dir)
     tc = teachers.load_config(config.teacher.id, config.teacher.revision, config.teacher.trust_remote_code)
     space = resolve_space(config, tc)
     heads = relation_heads(config, space)
+    check_budgets(config, space)
+    check_writable(run_dir)
     if save_config:
         tmp = run_dir / f".config.yaml.tmp{os.getpid()}"
         tmp.write_text(dump_config(config))

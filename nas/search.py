@@ -34,7 +34,7 @@ from nas.storage import open_storage
 from search_spaces import Arch, SubSpace
 from supernet import teachers
 from supernet.checkpoint import hash_file, load_latest
-from supernet.faults import maybe_die
+from supernet.faults import maybe_die, maybe_raise
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
@@ -155,9 +155,11 @@ def candidate_of(config: dict[str, Any]) -> tuple[Arch, dict[str, Any], str]:
     return arch, extra, key
 
 
-def evaluate_candidate(config: dict[str, Any], evaluator: Any, study: optuna.Study | None) -> tuple[dict[str, Any], Measurement]:
+def evaluate_candidate(config: dict[str, Any], evaluator: Any, study: optuna.Study | None,
+                       study_name: str) -> tuple[dict[str, Any], Measurement]:
     """Measure one trial config (reusing a duplicate's measurement); returns the attributes to record."""
     arch, extra, key = candidate_of(config)
+    maybe_raise("evaluate", f"{study_name}:{arch.id}")
     attrs: dict[str, Any] = {"arch": arch.to_dict(), "arch_id": arch.id, "eval_key": key, "subspace": config["subspace"]}
     duplicate = find_duplicate(study, key) if study is not None else None
     if duplicate is not None:  # evaluated before: reuse, do not evaluate again
@@ -360,7 +362,7 @@ def objective_fn(study: optuna.Study, space: Callable[[optuna.Trial], dict[str, 
         config = space(trial)
         trial.set_user_attr("provenance", prov)
         try:
-            attrs, m = evaluate_candidate(config, evaluator, study)
+            attrs, m = evaluate_candidate(config, evaluator, study, study.study_name)
         except Exception as err:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:500])
             raise

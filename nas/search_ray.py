@@ -36,13 +36,15 @@ def init_ray(address: str) -> dict[str, Any]:
 
     if ray.is_initialized():
         return ray.cluster_resources()
+    # The engine's own settings (teacher cache, fault injection) reach every worker process.
+    runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("DISTILNAS_")}}
     if address == "local":
         # Loopback only (DESIGN.md section 5): these must be in the environment of the node.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(include_dashboard=False)
+        ray.init(include_dashboard=False, runtime_env=runtime_env)
     else:
-        ray.init(address=address)  # workers' logs stream back to this driver
+        ray.init(address=address, runtime_env=runtime_env)  # workers' logs stream back to this driver
     nodes = [n for n in ray.nodes() if n["Alive"]]
     log.info("Ray at %s: %d node(s) %s, resources %s", address, len(nodes),
              [n["NodeManagerAddress"] for n in nodes], ray.cluster_resources())
@@ -66,7 +68,7 @@ def _evaluate_on_worker(config: dict[str, Any], evaluator: Any, storage_url: str
                               "subspace": config["subspace"], "provenance": provenance, "node": _node_id()}
     try:
         study = optuna.load_study(study_name=study_name, storage=storage_url) if storage_url else None
-        attrs, m = evaluate_candidate(config, evaluator, study)
+        attrs, m = evaluate_candidate(config, evaluator, study, study_name)
         report.update(attrs, objectives=m.objectives, constraints=m.constraints, feasible=m.feasible)
         values = {n: m.objectives[n] for n in objective_names}
     except Exception as err:  # recorded on the trial as its reason; NaN makes Optuna fail it
@@ -92,6 +94,12 @@ class RecordingOptunaSearch(OptunaSearch):
                 ot_trial.set_constraint(key, value)
             for key, value in attrs.items():
                 ot_trial.set_user_attr(key, value)
+            if "fail_reason" in attrs and trial_id not in self._completed_trials:
+                # OptunaSearch would `tell` COMPLETE with NaN values, which Optuna refuses, leaving
+                # the trial RUNNING; a failed evaluation is told as FAIL here instead.
+                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
+                self._completed_trials.add(trial_id)
+                return
         elif ot_trial is not None and error:
             ot_trial.set_user_attr("fail_reason", "the Ray trial raised; see the Ray logs of its node")
         super().on_trial_complete(trial_id, result, error)

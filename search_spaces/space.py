@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +27,9 @@ from search_spaces.layers import LAYER_POLICIES, LayerPolicy
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 PARTITION_NAMES = {1: ["full"], 2: ["small", "base"], 3: ["tiny", "small", "base"]}
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class InvalidSpaceError(ValueError):
@@ -123,6 +127,10 @@ class SubSpace(ArchSet):
 
     def _check(self) -> None:
         where, t, c = f"space.subspaces[{self.name}]", self.teacher, self.choices
+        # The name becomes a directory and a study name: no path separators, no "..", no hidden names.
+        if not SAFE_NAME.fullmatch(self.name):
+            raise InvalidSpaceError(f"space.subspaces.name: got {self.name!r}; allowed: letters, digits, '_', '-' "
+                                    f"and '.', starting with a letter or digit")
         if self.layer_policy not in LAYER_POLICIES:
             raise InvalidSpaceError(
                 f"space.layer_policy: got {self.layer_policy!r}; allowed: {list(LAYER_POLICIES)}"

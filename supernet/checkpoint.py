@@ -92,6 +92,9 @@ def load_latest(directory: Path, with_optimizer: bool = True) -> Checkpoint | No
     """The newest complete, intact checkpoint in `directory`, or None. Broken ones are skipped
     with a warning (never deleted: they are evidence)."""
     for path in sorted(directory.glob("step-*"), reverse=True):
+        if path.is_symlink():  # a checkpoint is a real directory inside the run, never a link out of it
+            log.warning("skipping checkpoint %s: a symbolic link", path)
+            continue
         try:
             return _read(path, with_optimizer)
         except Exception as err:

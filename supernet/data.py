@@ -63,11 +63,19 @@ def load_rows(cfg: DataConfig, columns: tuple[str, ...] = ()) -> tuple["datasets
     import datasets
 
     files = data_files(cfg)
-    if files:
-        builder = _BUILDERS[files[0].suffix]
-        ds = datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
-    else:
-        ds = datasets.load_dataset(cfg.dataset, split="train")
+    empty = [str(f) for f in files if f.stat().st_size == 0]
+    if empty:
+        raise DataError(f"data.files: {empty} {'is' if len(empty) == 1 else 'are'} empty; the data has no rows")
+    try:
+        if files:
+            ds = datasets.load_dataset(_BUILDERS[files[0].suffix], data_files=[str(f) for f in files], split="train")
+        else:
+            ds = datasets.load_dataset(cfg.dataset, split="train")
+    except (ValueError, datasets.exceptions.DatasetGenerationError) as err:
+        # e.g. a csv with a header only: datasets says 'Instruction "train" corresponds to no data!'
+        if "no data" in str(err):
+            raise DataError("data: the data has no rows") from None
+        raise DataError(f"data: cannot read {cfg.files or cfg.dataset}: {str(err).splitlines()[0]}") from None
     column = "text" if files and _BUILDERS[files[0].suffix] == "text" else cfg.text_column
     for name, field in [(column, "text_column"), *[(c, "label_column") for c in columns]]:
         if name not in ds.column_names:

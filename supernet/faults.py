@@ -4,6 +4,8 @@
 (POINT: `train-step` after an optimizer step, `checkpoint-write` half-way through writing a
 checkpoint). Unset, this does nothing. With `DISTILNAS_KILL_ONCE=PATH` the kill happens only if
 PATH does not exist yet (it is created first), so a restarted worker runs through.
+`DISTILNAS_RAISE_AT=POINT:KEY` raises an injected error instead (POINT `evaluate`, KEY
+`<study>:<arch id>`), where a Ray worker cannot be monkeypatched.
 """
 
 from __future__ import annotations
@@ -22,3 +24,12 @@ def maybe_die(point: str, step: int) -> None:
             except FileExistsError:
                 return
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class InjectedFault(RuntimeError):
+    pass
+
+
+def maybe_raise(point: str, key: str) -> None:
+    if os.environ.get("DISTILNAS_RAISE_AT") == f"{point}:{key}":
+        raise InjectedFault(f"injected failure at {point}:{key}")

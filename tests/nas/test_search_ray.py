@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from conftest import TINY_ENCODER, tiny_run_config
 from nas.config import parse_config
+from nas.run import open_run
 from nas.schedule import run_schedule
 from nas.train import run_train
 from nas.local_cluster import LoopbackRayCluster
@@ -29,7 +30,7 @@ def nas(args: list[str], env: dict) -> None:
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path, monkeypatch):
+def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path):
     raw = tiny_run_config(tmp_path, TINY_ENCODER, steps=4, batch_size=2, checkpoint_every=2)
     raw["data"]["packing"] = True  # full rows: shard means equal the doubled batch's mean
     raw["search"].update(trials=4, budgets={"flops": 2.0e6})
@@ -40,19 +41,25 @@ def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path, monkeypatc
     run_train(parse_config(searched), subspaces=["small"], progress=False)
     run_schedule(parse_config(searched), subspaces=["small"], progress=False)
     (tmp_path / "searched.yaml").write_text(yaml.safe_dump(searched))
+    # A second storage whose warm-start trial raises on the worker (an injected fault).
+    faulty = {**searched, "storage": f"sqlite:///{tmp_path / 'faulty.db'}", "search": {**raw["search"], "trials": 2}}
+    (tmp_path / "faulty.yaml").write_text(yaml.safe_dump(faulty))
+    largest = open_run(parse_config(searched), save_config=False).space["small"].largest
+
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(raw))
-    # One Ray Train worker is SIGKILLed after its 3rd step, once: the group restarts and resumes.
     killed = tmp_path / "killed-once"
-    monkeypatch.setenv("DISTILNAS_KILL_AT", "train-step:3")
-    monkeypatch.setenv("DISTILNAS_KILL_ONCE", str(killed))
     with LoopbackRayCluster(workers=1, cpus_per_node=1) as cluster:
         assert cluster.listening_addresses() <= {"127.0.0.1", "::ffff:127.0.0.1"}
         env = cluster.env
+        nas(["search", str(tmp_path / "faulty.yaml"), "--subspace", "small", "--ray-address", cluster.address],
+            {**env, "DISTILNAS_RAISE_AT": f"evaluate:searched:small:{largest.id}"})
         nas(["search", str(tmp_path / "searched.yaml"), "--subspace", "small", "--ray-address", cluster.address], env)
         nas(["search", str(tmp_path / "searched.yaml"), "--subspace", "small", "--ray-address", cluster.address,
              "--joint-assistant", "--trials", "3"], env)
+        # One Ray Train worker is SIGKILLed after its 3rd step, once: the group restarts and resumes.
         nas(["train", str(tmp_path / "ddp.yaml"), "--subspace", "small", "--workers", "2",
-             "--ray-address", cluster.address], env)
+             "--ray-address", cluster.address],
+            {**env, "DISTILNAS_KILL_AT": "train-step:3", "DISTILNAS_KILL_ONCE": str(killed)})
     assert not cluster.processes()  # every process of the cluster was stopped
 
     storage = parse_config(searched).storage_url
@@ -64,6 +71,9 @@ def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path, monkeypatc
         assert t.user_attrs["objectives"]["flops"] == t.values[1]
         assert t.user_attrs["feasible"] == (t.values[1] <= 2.0e6)
     assert trials[0].user_attrs.get("warm_start")  # the truncated teacher went first
+    failed, ok = optuna.load_study(study_name="searched:small", storage=faulty["storage"]).get_trials()
+    assert failed.state == TrialState.FAIL and ok.state == TrialState.COMPLETE  # the search went on
+    assert failed.user_attrs["fail_reason"] == f"InjectedFault: injected failure at evaluate:searched:small:{largest.id}"
     joint = optuna.load_study(study_name="searched:small:joint-ta", storage=storage).get_trials()
     assert [t.state for t in joint] == [TrialState.COMPLETE] * 3
     assert all("ta_sparsity" in t.params for t in joint)

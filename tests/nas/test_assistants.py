@@ -173,3 +173,22 @@ def test_joint_search_records_ta_scale_and_student(decoder_schedule):
         assert t.params["ta_sparsity"] in allowed
         assert t.user_attrs["eval_key"].endswith(f"|ta_sparsity={t.params['ta_sparsity']}")
         assert set(t.user_attrs["objectives"]) >= {"relation_kd", "flops"}
+
+
+def test_schedule_command_prints_the_table_it_records(decoder_schedule, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    config, schedule = decoder_schedule
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+    out = subprocess.run([sys.executable, "-m", "nas.cli", "schedule", str(path), "--json", "--lambda", "0.2"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    printed = json.loads(out.stdout)
+    assert [r["arch_id"] for r in printed["candidates"]] == [s.candidate.arch.id for s in schedule.scored]
+    assert printed["chains"] == {sub: [c.candidate.arch.id for c in chain] for sub, chain in schedule.chains.items()}
+    assert printed["lambda"] == 0.2

@@ -53,6 +53,7 @@ def test_errors_are_one_line_without_traceback(tmp_path):
 
 
 def test_help_on_every_command():
-    for args in (["--help"], ["space", "show", "--help"], ["cost", "--help"], ["config", "check", "--help"]):
+    for args in (["--help"], ["space", "show", "--help"], ["cost", "--help"], ["config", "check", "--help"],
+                 ["schedule", "--help"], ["train", "--help"], ["search", "--help"]):
         out = run(*args)
         assert out.returncode == 0 and "usage: nas" in out.stdout

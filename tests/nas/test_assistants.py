@@ -192,3 +192,17 @@ def test_schedule_command_prints_the_table_it_records(decoder_schedule, tmp_path
     assert [r["arch_id"] for r in printed["candidates"]] == [s.candidate.arch.id for s in schedule.scored]
     assert printed["chains"] == {sub: [c.candidate.arch.id for c in chain] for sub, chain in schedule.chains.items()}
     assert printed["lambda"] == 0.2
+
+
+def test_proxy_task_performance_is_the_dev_accuracy(tmp_path):
+    rows = ["text,label"] + [f"{'good great fine' if i % 2 else 'bad awful poor'} film {i},{i % 2}" for i in range(60)]
+    (tmp_path / "labelled.csv").write_text("\n".join(rows) + "\n")
+    raw = tiny_run_config(tmp_path, TINY_ENCODER, steps=1)
+    raw["assistants"] = {"supernet_steps": 1, "grid": [0.5],
+                         "proxy_task": {"data": str(tmp_path / "labelled.csv"), "epochs": 1, "seq_len": 16}}
+    config = parse_config(raw)
+    [scored] = run_schedule(config, progress=False).scored
+    study = optuna.load_study(study_name=ta.schedule_study_name(config), storage=config.storage_url)
+    [trial] = study.get_trials(states=(TrialState.COMPLETE,))
+    assert trial.user_attrs["source"] == "proxy_task" and trial.value == scored.performance
+    assert scored.performance * 6 == pytest.approx(round(scored.performance * 6))  # accuracy on the 6 dev rows

@@ -171,6 +171,10 @@ def test_bad_files_fail_with_one_line(trained, tmp_path):
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump({**raw, "run_dir": str(tmp_path / name), **patch}))
         cases.append((path, needle))
+    (tmp_path / "a-file").write_text("x")
+    path = tmp_path / "unwritable.yaml"
+    path.write_text(yaml.safe_dump({**raw, "run_dir": str(tmp_path / "a-file" / "run")}))
+    cases.append((path, "run_dir: cannot write to"))
     for path, needle in cases:
         _one_line_error(nas("train", str(path)), needle)
     _one_line_error(nas("pareto", "--storage", parse_config(raw).storage_url, "--study", "no-such-study"),

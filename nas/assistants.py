@@ -36,7 +36,6 @@ from torch import Tensor
 from nas.config import RunConfig
 from nas.run import Run
 from search_spaces import Arch, SubSpace, flops, params
-from supernet.checkpoint import load_latest
 from supernet.config import TrainConfig
 from supernet.data import TokenizedData
 from supernet.distill import evaluate, teacher_targets
@@ -183,17 +182,19 @@ def assistant_subspace(run: Run) -> SubSpace:
     return replace(run.space.partition(1).subspaces[0], name=ASSISTANTS)
 
 
+def distilling(cfg: TrainConfig, **update: Any) -> TrainConfig:
+    """`cfg` with distillation as its loss: TAs are always distilled, even in a teacher-free run."""
+    return cfg.model_copy(update={**update, "loss": cfg.loss.model_copy(update={"kind": "distill"})})
+
+
 def assistant_train_config(config: RunConfig) -> TrainConfig:
-    steps = config.assistants.supernet_steps or config.train.steps
-    return config.train.model_copy(update={"steps": steps, "loss": config.train.loss.model_copy(update={"kind": "distill"})})
+    return distilling(config.train, steps=config.assistants.supernet_steps or config.train.steps)
 
 
 def distil_fixed(arch: Arch, init: SuperLM, teacher: SuperLM, data: TokenizedData, cfg: TrainConfig,
                  relation_heads: int, out_dir: Path, device: torch.device, steps: int) -> SuperLM:
-    """Distil the fixed-shape network `arch`, initialised from `init`'s weights, from `teacher`
-    (always distillation, even in a teacher-free run's config)."""
-    distill = cfg.model_copy(update={"loss": cfg.loss.model_copy(update={"kind": "distill"})})
-    return train_fixed(arch, init, teacher, data, distill, relation_heads, out_dir, device, steps)[0]
+    """Distil the fixed-shape network `arch`, initialised from `init`'s weights, from `teacher`."""
+    return train_fixed(arch, init, teacher, data, distilling(cfg), relation_heads, out_dir, device, steps)[0]
 
 
 def as_teacher(net: SuperLM) -> SuperLM:
@@ -203,10 +204,11 @@ def as_teacher(net: SuperLM) -> SuperLM:
 def load_assistant_supernet(run: Run, device: torch.device) -> SuperLM:
     from nas.run import load_trained_supernet
 
-    if load_latest(run.supernet_dir(ASSISTANTS), with_optimizer=False) is None:
+    try:
+        net, _ = load_trained_supernet(run, ASSISTANTS, device)
+    except FileNotFoundError:
         raise FileNotFoundError(f"no trained TA supernet in {run.run_dir}; run `nas schedule "
-                                f"{run.run_dir / 'config.yaml'}` first")
-    net, _ = load_trained_supernet(run, ASSISTANTS, device)
+                                f"{run.run_dir / 'config.yaml'}` first") from None
     return net
 
 

@@ -10,11 +10,11 @@ study, which `nas train --via-assistant` reads.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 
 import optuna
-import torch
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -59,7 +59,7 @@ def run_schedule(config: RunConfig, steps: int = 1, lam: float | None = None, su
     result = train_supernet(supernet, teacher, pool, data, ta.assistant_train_config(config), run.relation_heads,
                             run.supernet_dir(ta.ASSISTANTS), dev, progress)
     supernet.eval()
-    sha = ta.load_latest(run.supernet_dir(ta.ASSISTANTS), with_optimizer=False).state["weights_sha256"]
+    sha = json.loads((result.checkpoint / "state.json").read_text())["weights_sha256"]
 
     source = "proxy_task" if a.proxy_task else "task_agnostic"
     study = optuna.create_study(storage=storage, study_name=ta.schedule_study_name(config), load_if_exists=True,

@@ -130,8 +130,7 @@ def run_trials_on_ray(study: optuna.Study, storage: optuna.storages.BaseStorage,
         {"cpu": ray_cfg.cpus_per_trial, "gpu": ray_cfg.gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, time_budget_s=timeout,
-                                     reuse_actors=True),  # one worker process per slot, not per trial
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, time_budget_s=timeout),
         run_config=tune.RunConfig(name=study.study_name.replace(":", "-"), verbose=1,
                                   storage_path=str((results_dir or Path.cwd() / "ray_results").resolve())),
     )

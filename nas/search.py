@@ -287,15 +287,17 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
             evaluator = assistant_net.JointEvaluator(evaluator, supernet, teacher, assistants, ta_choices[sub.name],
                                                      data, config.train, run.relation_heads,
                                                      config.assistants.distill_steps)
-        study = optuna.create_study(
-            storage=storage, study_name=name, load_if_exists=True, directions=[o.direction for o in search.objectives],
-            sampler=make_sampler(search.sampler, sub, search, extra_dims))
+        created = create_study_once(storage, name, [o.direction for o in search.objectives])
+        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(search.sampler, sub, search, extra_dims))
         for key, value in {"run_dir": str(run.run_dir.resolve()), "subspace": sub.name, "space": run.space.name,
                            "objectives": [o.name for o in search.objectives], "budgets": search.budgets,
                            "family": sub.teacher.family, "provenance": prov, "batch": search.batch_size,
                            "seq_len": search.seq_len, "latency_dtype": search.latency_dtype}.items():
             study.set_user_attr(key, value)
-        enqueue_warm_starts(study, sub, search)
+        if created or finished_trials(study) > 0:
+            # Not by a process that found the study just created by another one (several
+            # searches started at once): the creator enqueues, so the warm starts run once.
+            enqueue_warm_starts(study, sub, search)
         remaining = search.trials - finished_trials(study)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if remaining > 0 and (left is None or left > 0):
@@ -340,6 +342,15 @@ def joint_candidates(run: Run, chosen: list[SubSpace]) -> dict[str, dict[float, 
 
 def _fault_point(study: optuna.Study, trial: FrozenTrial) -> None:
     maybe_die("search-trial", trial.number + 1)
+
+
+def create_study_once(storage: optuna.storages.BaseStorage, name: str, directions: list[str]) -> bool:
+    """Create the study unless it exists; True only in the one process that created it."""
+    try:
+        storage.create_new_study([optuna.study.StudyDirection[d.upper()] for d in directions], name)
+        return True
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
 
 
 def enqueue_warm_starts(study: optuna.Study, sub: SubSpace, search: SearchConfig) -> None:

@@ -62,7 +62,7 @@ def corrupt_storage(db: Path) -> int:
 
 
 def trial_counts(config, expected: int) -> dict:
-    trials = optuna.load_study(study_name=f"{Path(config.run_dir).name}:small", storage=config.storage_url).get_trials()
+    trials = optuna.load_study(study_name=f"{Path(config.run_dir).name}:tiny", storage=config.storage_url).get_trials()
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     numbers = [t.number for t in trials]
     return {"lost": max(0, expected - len(complete)), "duplicated": len(numbers) - len(set(numbers)) +

@@ -148,8 +148,11 @@ def main() -> None:
         failed = [t for t in trials if t.state == TrialState.FAIL]
         row = rows["eval-fails"]
         row["runs"] += 1
-        row["recovered"] += int(code == 0 and len(trials) == TRIALS and len(failed) == 1
-                                and failed[0].user_attrs.get("fail_reason", "").startswith("InjectedFault"))
+        # The sampler may draw the failing architecture again: each such trial fails with the reason.
+        row["recovered"] += int(code == 0 and len(trials) == TRIALS and bool(failed) and all(
+            t.user_attrs.get("fail_reason", "").startswith("InjectedFault") for t in failed)
+            and sum(t.state == TrialState.COMPLETE for t in trials) == TRIALS - len(failed))
+        row.setdefault("failed_trials", []).append(len(failed))
         row["corrupt_files"] += corrupt_storage(db)
     shutil.rmtree(work, ignore_errors=True)
 

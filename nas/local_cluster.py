@@ -1,6 +1,10 @@
 """A real Ray cluster on one machine, on loopback, for tests and benchmarks: a head node and
 `workers` more nodes, each its own raylet and worker processes, on 127.0.0.1 with a unique temp
-dir; stopped by PID (never `ray stop`). See DESIGN.md section 5.
+dir; stopped by PID (never `ray stop`).
+
+Nothing is written outside that temp dir: `Cluster` writes its address file under Ray's default
+temp dir (`/tmp/ray` unless `RAY_TMPDIR` says otherwise), which exists only on a machine where Ray
+ran before, so `RAY_TMPDIR` points inside this cluster's own dir for as long as it runs.
 
 The nodes are started with `ray.cluster_utils.Cluster` (Ray's own multi-node test harness):
 with the loopback settings, `ray start --address` refuses to add a second node ("Windows and
@@ -23,12 +27,17 @@ class LoopbackRayCluster:
     def __init__(self, workers: int = 0, cpus_per_node: int = 2) -> None:
         self.workers, self.cpus = workers, cpus_per_node
         self.temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are limited
-        self.env = {**os.environ, **LOOPBACK_ENV}
+        os.makedirs(os.path.join(self.temp_dir, "ray"))  # Ray's default temp dir, made ours
+        self.own_env = {**LOOPBACK_ENV, "RAY_TMPDIR": self.temp_dir}
+        self.env = {**os.environ, **self.own_env}
         self.cluster = None
         self.address = ""
+        self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LoopbackRayCluster:
-        os.environ.update(LOOPBACK_ENV)  # the nodes are children of this process
+        # The nodes are children of this process: they inherit these settings.
+        self._saved_env = {k: os.environ.get(k) for k in self.own_env}
+        os.environ.update(self.own_env)
         from ray.cluster_utils import Cluster
 
         try:
@@ -79,3 +88,8 @@ class LoopbackRayCluster:
             except psutil.NoSuchProcess:
                 pass
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        for key, value in self._saved_env.items():  # RAY_TMPDIR must not outlive its dir
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from nas.config import RunConfig
 from nas.run import Run
-from search_spaces import Arch, SubSpace, flops, params
+from search_spaces import Arch, ArchList, SubSpace, flops, params
 from supernet.config import TrainConfig
 from supernet.data import TokenizedData
 from supernet.distill import evaluate, teacher_targets
@@ -182,6 +182,20 @@ def assistant_subspace(run: Run) -> SubSpace:
     return replace(run.space.partition(1).subspaces[0], name=ASSISTANTS)
 
 
+def run_candidates(run: Run) -> list[Candidate]:
+    """The run's TA candidates: the grid over the hull of its sub-spaces."""
+    a, search = run.config.assistants, run.config.search
+    return candidate_grid(assistant_subspace(run).archs(), run.space.teacher, a.grid, a.measure,
+                          search.batch_size, search.seq_len)
+
+
+def assistant_set(candidates: Sequence[Candidate], run: Run) -> ArchList:
+    """The TA candidates as one set: the once-for-all TA supernet trains on them and holds only
+    their hull."""
+    return ArchList(ASSISTANTS, run.space.teacher, tuple(dict.fromkeys(c.arch for c in candidates)),
+                    run.space.layer_policy)
+
+
 def distilling(cfg: TrainConfig, **update: Any) -> TrainConfig:
     """`cfg` with distillation as its loss: TAs are always distilled, even in a teacher-free run."""
     return cfg.model_copy(update={**update, "loss": cfg.loss.model_copy(update={"kind": "distill"})})
@@ -205,7 +219,7 @@ def load_assistant_supernet(run: Run, device: torch.device) -> SuperLM:
     from nas.run import load_trained_supernet
 
     try:
-        net, _ = load_trained_supernet(run, ASSISTANTS, device)
+        net, _ = load_trained_supernet(run, ASSISTANTS, device, assistant_set(run_candidates(run), run))
     except FileNotFoundError:
         raise FileNotFoundError(f"no trained TA supernet in {run.run_dir}; run `nas schedule "
                                 f"{run.run_dir / 'config.yaml'}` first") from None

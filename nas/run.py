@@ -14,13 +14,13 @@ import torch
 from transformers import PretrainedConfig
 
 from nas.config import RunConfig, dump_config
-from search_spaces import SearchSpace
+from search_spaces import ArchSet, SearchSpace, SupernetShape
 from supernet import teachers
-from supernet.checkpoint import Checkpoint, load_latest
+from supernet.checkpoint import Checkpoint, latest_state, load_latest
 from supernet.data import TokenizedData, prepare_data
 from supernet.hf_models import build_model
 from supernet.losses import check_relation_heads, default_relation_heads
-from supernet.registry import build_supernet
+from supernet.registry import build_supernet, supernet_class
 from supernet.superlm import SuperLM
 
 log = logging.getLogger(__name__)
@@ -126,15 +126,43 @@ def load_teacher_net(run: Run, device: torch.device) -> SuperLM:
     return net
 
 
-def load_trained_supernet(run: Run, subspace: str, device: torch.device) -> tuple[SuperLM, Checkpoint]:
-    """A sub-space's supernet from its newest checkpoint. No teacher weights are read: the
-    checkpoint holds every teacher-shaped tensor, so the shell is built from the config."""
+def trained_shape(run: Run, name: str) -> SupernetShape | None:
+    """The shape of the supernet trained in `supernets/<name>`, as its checkpoints record it (runs
+    written before supernets were hulls held the whole teacher), or None when untrained."""
+    state = latest_state(run.supernet_dir(name))
+    if state is None:
+        return None
+    recorded = state.get("supernet", {}).get("shape")
+    return SupernetShape.from_dict(recorded) if recorded else SupernetShape.whole(run.space.teacher)
+
+
+def supernet_shape(run: Run, members: ArchSet) -> SupernetShape:
+    """What the supernet of `members` holds: what it was trained as if it was (so a run resumes
+    and loads as it was written), else the hull of the members."""
+    return trained_shape(run, members.name) or members.supernet_shape
+
+
+def load_trained_supernet(run: Run, subspace: str, device: torch.device,
+                          members: ArchSet | None = None) -> tuple[SuperLM, Checkpoint]:
+    """The supernet of `members` (default: the run's sub-space of that name) from its newest
+    checkpoint. No teacher weights are read: the checkpoint holds every tensor of the supernet's
+    shape, so the shell is built from the config."""
+    members = members or run.space[subspace]
     ckpt = load_latest(run.supernet_dir(subspace), with_optimizer=False)
     if ckpt is None:
         raise FileNotFoundError(f"no trained supernet for sub-space {subspace!r} in {run.run_dir}; "
                                 f"run `nas train {run.run_dir / 'config.yaml'}` first")
-    shell = build_model(run.space.teacher, run.teacher_config)
-    supernet = build_supernet(shell, run.space.layer_policy)
+    recorded = ckpt.state.get("supernet", {}).get("shape")
+    shape = SupernetShape.from_dict(recorded) if recorded else SupernetShape.whole(run.space.teacher)
+    policy = run.space.layer_policy
+    for arch in members.archs():  # a sub-space changed since training (e.g. another partition scheme)
+        why = shape.holds(arch, policy)
+        if why is not None:
+            raise ValueError(f"sub-space {subspace!r}: the supernet in {run.supernet_dir(subspace)} does not hold "
+                             f"member {arch.id} ({why}); the sub-space changed since it was trained: train it "
+                             f"again in a new run_dir")
+    shell = build_model(shape.arch, run.teacher_config)
+    supernet = supernet_class(run.teacher_config.model_type)(shell, policy, shape)
     with torch.no_grad():
         for name, w in supernet.weights().items():
             w.copy_(ckpt.weights[name])

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from nas import assistants as ta
 from nas.config import RunConfig
-from nas.run import load_data, load_teacher_net, open_run
+from nas.run import load_data, load_teacher_net, open_run, supernet_shape
 from nas.storage import open_storage
 from nas.train import fresh_supernet, teacher_importance
 from supernet.train import train_supernet
@@ -47,15 +47,14 @@ def run_schedule(config: RunConfig, steps: int = 1, lam: float | None = None, su
     run = open_run(config)
     storage = open_storage(config.storage_url)
     chosen = [run.space[n] for n in subspaces] if subspaces else list(run.space.subspaces)
-    pool = ta.assistant_subspace(run)
-    batch, seq_len = config.search.batch_size, config.search.seq_len
-    candidates = ta.candidate_grid(pool.archs(), run.space.teacher, a.grid, a.measure, batch, seq_len)
+    candidates = ta.run_candidates(run)
+    pool = ta.assistant_set(candidates, run)
     dev = run.device(device)
     data = load_data(run)
     teacher = load_teacher_net(run, dev)
 
     # The once-for-all TA supernet: from the importance-reordered teacher, resumed if trained.
-    supernet = fresh_supernet(teacher, teacher_importance(teacher, data, config.train, dev))
+    supernet = fresh_supernet(teacher, teacher_importance(teacher, data, config.train, dev), supernet_shape(run, pool))
     result = train_supernet(supernet, teacher, pool, data, ta.assistant_train_config(config), run.relation_heads,
                             run.supernet_dir(ta.ASSISTANTS), dev, progress)
     supernet.eval()
@@ -86,7 +85,8 @@ def run_schedule(config: RunConfig, steps: int = 1, lam: float | None = None, su
                                 "sparsity": c.sparsity, "source": source, "supernet_sha256": sha}))
     scored = [ta.Scored(c, performance[c.arch.id], ta.tradeoff(performance[c.arch.id], c.sparsity, lam))
               for c in candidates]
-    schedule = Schedule(a.measure, lam, ta.cost_of(run.space.teacher, a.measure, batch, seq_len), scored)
+    schedule = Schedule(a.measure, lam, ta.cost_of(run.space.teacher, a.measure, config.search.batch_size,
+                                                   config.search.seq_len), scored)
     for sub in chosen:
         target = ta.target_cost(config, sub)
         chain = ta.choose(scored, target, steps)

@@ -327,12 +327,10 @@ def joint_candidates(run: Run, chosen: list[SubSpace]) -> dict[str, dict[float, 
     """Per sub-space, the teachers a joint search may pick: sparsity 0.0 (the teacher itself,
     direct distillation) and every TA candidate no smaller than the sub-space's target. Checked
     before any weights load."""
-    a, search = run.config.assistants, run.config.search
     if load_latest(run.supernet_dir(assistant_net.ASSISTANTS), with_optimizer=False) is None:
         raise SearchError(f"--joint-assistant: no trained TA supernet in {run.run_dir}; run `nas schedule "
                           f"{run.run_dir / 'config.yaml'}` first")
-    candidates = assistant_net.candidate_grid(assistant_net.assistant_subspace(run).archs(), run.space.teacher,
-                                              a.grid, a.measure, search.batch_size, search.seq_len)
+    candidates = assistant_net.run_candidates(run)
     out = {}
     for sub in chosen:
         target = assistant_net.target_cost(run.config, sub)

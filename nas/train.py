@@ -13,8 +13,9 @@ import logging
 import torch
 
 from nas.config import RunConfig
-from nas.run import load_data, load_teacher_net, open_run
+from nas.run import load_data, load_teacher_net, open_run, supernet_shape
 from nas.storage import open_storage
+from search_spaces import SupernetShape
 from supernet.config import TrainConfig
 from supernet.data import TokenizedData
 from supernet.importance import LayerImportance, measure_importance, reorder_by_importance
@@ -31,13 +32,15 @@ def teacher_importance(teacher: SuperLM, data: TokenizedData, cfg: TrainConfig, 
     return measure_importance(teacher, batches)
 
 
-def fresh_supernet(teacher: SuperLM, importance: list[LayerImportance] | None) -> SuperLM:
-    """A trainable supernet initialised from the teacher's weights, reordered when asked (deepcopy
-    keeps the weight map pointing at the copy's own parameters)."""
-    supernet = copy.deepcopy(teacher).requires_grad_(True).train()
+def fresh_supernet(teacher: SuperLM, importance: list[LayerImportance] | None, shape: SupernetShape) -> SuperLM:
+    """A trainable supernet holding `shape` (a sub-space's hull), initialised from the teacher's
+    weights, reordered by importance first when asked (so the hull keeps the most important heads
+    and neurons)."""
+    supernet = teacher
     if importance is not None:
+        supernet = copy.deepcopy(teacher)  # deepcopy keeps the weight map on the copy's own tensors
         reorder_by_importance(supernet, importance)
-    return supernet
+    return supernet.hull(shape).requires_grad_(True).train()
 
 
 def run_train(config: RunConfig, device: str | None = None, subspaces: list[str] | None = None,
@@ -76,7 +79,7 @@ def run_train(config: RunConfig, device: str | None = None, subspaces: list[str]
     assistants = ta.load_assistant_supernet(run, dev) if any(chains.values()) else None
     results = []
     for sub in chosen:
-        supernet = fresh_supernet(teacher, importance)
+        supernet = fresh_supernet(teacher, importance, supernet_shape(run, sub))
         # The truncated teacher is the initialisation in every case; what teaches it differs.
         source = teacher
         if teacher_free:

@@ -49,7 +49,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from nas.run import load_data, load_teacher_net, open_run
+    from nas.run import load_data, load_teacher_net, open_run, supernet_shape
     from nas.train import fresh_supernet, teacher_importance
     from supernet.train import Shard, train_supernet
 
@@ -63,7 +63,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     data = load_data(run)
     teacher = load_teacher_net(run, device)
     importance = teacher_importance(teacher, data, config.train, device) if config.train.reorder_importance else None
-    supernet = fresh_supernet(teacher, importance)
+    supernet = fresh_supernet(teacher, importance, supernet_shape(run, sub))
 
     def report(step: int, path: Path | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(path)) if path is not None else None

@@ -23,6 +23,7 @@ import yaml
 
 from search_spaces.arch import Arch, InvalidArchError
 from search_spaces.cost import params
+from search_spaces.hull import SupernetShape, hull
 from search_spaces.layers import LAYER_POLICIES, LayerPolicy
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -73,10 +74,20 @@ def _int(value: Any, where: str) -> int:
 
 
 class ArchSet:
-    """Membership, size, seeded uniform sampling and the sandwich set over `archs()`."""
+    """Membership, size, seeded uniform sampling, the sandwich set and the supernet's shape over
+    `archs()`, the members of a set of slices of `teacher` under `layer_policy`."""
+
+    name: str
+    teacher: Arch
+    layer_policy: LayerPolicy
 
     def archs(self) -> tuple[Arch, ...]:
         raise NotImplementedError
+
+    @functools.cached_property
+    def supernet_shape(self) -> SupernetShape:
+        """What the SuperLM of this set holds: the hull of its members."""
+        return hull(self.archs(), self.teacher, self.layer_policy)
 
     @functools.cached_property
     def _members(self) -> frozenset[Arch]:
@@ -113,6 +124,23 @@ class ArchSet:
         if self.size == 1:
             return [self.largest]
         return [self.largest, self.smallest, *self.sample(rng, n_random)]
+
+
+@dataclass(frozen=True)
+class ArchList(ArchSet):
+    """An explicit, named set of architectures trained as one supernet (the TA candidates)."""
+
+    name: str
+    teacher: Arch
+    members: tuple[Arch, ...]
+    layer_policy: LayerPolicy = "uniform"
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise InvalidSpaceError(f"{self.name}: needs at least one architecture")
+
+    def archs(self) -> tuple[Arch, ...]:
+        return self.members
 
 
 @dataclass(frozen=True)

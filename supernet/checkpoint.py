@@ -101,3 +101,15 @@ def load_latest(directory: Path, with_optimizer: bool = True) -> Checkpoint | No
             log.warning("skipping checkpoint %s: %s", path, err)
     return None
 
+
+
+def latest_state(directory: Path) -> dict[str, Any] | None:
+    """The JSON state of the newest checkpoint in `directory` that has one, without reading
+    its weights (for what a run's checkpoints say about themselves, e.g. the supernet's shape)."""
+    for path in sorted(directory.glob("step-*"), reverse=True):
+        try:
+            if not path.is_symlink():
+                return dict(json.loads((path / "state.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    return None

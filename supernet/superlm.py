@@ -6,6 +6,11 @@ channels, FFN neurons) plus a choice of layers. Each family declares a weight ma
 parameter name, which `Slice` rule cuts it for an `Arch`. `active(name)` applies that rule, and
 both `forward` and `extract` read weights only through it, so the extracted model is, by
 construction, the sub-network the supernet computes.
+
+A SuperLM need not hold the whole teacher: `hull(shape)` returns one that holds only a
+`SupernetShape` (the hull of a sub-space: the teacher layers its members keep, and the largest
+widths any member uses). Its tensors have the hull's shape and its layer j stands for teacher
+layer `shape.layers[j]`; the layer policy still maps a member's depth onto the teacher's layers.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, ClassVar
 
+import torch
 from torch import Tensor, nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from search_spaces import Arch, LAYER_POLICIES, layer_indices
+from search_spaces import Arch, LAYER_POLICIES, SupernetShape, layer_indices
 from search_spaces.layers import LayerPolicy
 from supernet.hf_models import MODEL_CLASS, student_config
 
@@ -100,14 +106,21 @@ class SuperLM(nn.Module):
     LAYER_WEIGHTS: ClassVar[dict[str, Slice]]
     GLOBAL_WEIGHTS: ClassVar[dict[str, Slice]]
 
-    def __init__(self, teacher: PreTrainedModel, layer_policy: LayerPolicy = "uniform") -> None:
+    def __init__(self, teacher: PreTrainedModel, layer_policy: LayerPolicy = "uniform",
+                 shape: SupernetShape | None = None) -> None:
+        """A supernet initialised from (a copy of) `teacher`'s weights. `shape` says what those
+        weights are when they are a hull rather than a whole teacher (see `hull`)."""
         super().__init__()
         from search_spaces import arch_from_hf_config
 
         if layer_policy not in LAYER_POLICIES:
             raise ValueError(f"layer_policy: got {layer_policy!r}; allowed: {list(LAYER_POLICIES)}")
         self.hf_config: PretrainedConfig = teacher.config
+        # full_arch: the shape of the tensors held (the hull's, or the whole teacher's).
         self.full_arch = arch_from_hf_config(teacher.config.to_dict())
+        self.shape = shape or SupernetShape.whole(self.full_arch)
+        if self.shape.arch != self.full_arch:
+            raise ValueError(f"shape: {self.shape.arch.id} does not match the weights given ({self.full_arch.id})")
         self.layer_policy = layer_policy
         # A private copy: training the supernet must never move the teacher's weights.
         self.body = MODEL_CLASS[self.FAMILY](student_config(self.full_arch, teacher.config))
@@ -151,14 +164,15 @@ class SuperLM(nn.Module):
         full = self.full_arch
         if arch.family != full.family:
             raise ValueError(f"arch.family: got {arch.family!r}; this supernet is {full.family!r}")
-        for dim in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "intermediate_size"):
-            if getattr(arch, dim) > getattr(full, dim):
-                raise ValueError(f"arch.{dim}: got {getattr(arch, dim)}; the supernet allows at most {getattr(full, dim)}")
         for dim in ("vocab_size", "max_position", "type_vocab_size", "tie_embeddings"):
             if getattr(arch, dim) != getattr(full, dim):
                 raise ValueError(f"arch.{dim}: got {getattr(arch, dim)}; must equal the teacher's {getattr(full, dim)}")
+        why = self.shape.holds(arch, self.layer_policy)
+        if why is not None:
+            raise ValueError(why)
+        position = {teacher_layer: j for j, teacher_layer in enumerate(self.shape.layers)}
         self.arch = arch
-        self.layers = layer_indices(self.layer_policy, arch.num_layers, full.num_layers)
+        self.layers = [position[i] for i in layer_indices(self.layer_policy, arch.num_layers, self.shape.teacher_layers)]
 
     # -- extraction -----------------------------------------------------------------------
 
@@ -167,35 +181,49 @@ class SuperLM(nn.Module):
         previous = self.arch
         self.set_active(arch)
         try:
-            kept = {index: j for j, index in enumerate(self.layers)}
-            state: dict[str, Tensor] = {}
-            for name in self._weights:
-                match = _LAYER.match(name)
-                if match and match["prefix"] == self.LAYER_PREFIX:
-                    index = int(match["index"])
-                    if index not in kept:
-                        continue
-                    target = f"{self.LAYER_PREFIX}{kept[index]}.{match['suffix']}"
-                else:
-                    target = name
-                state[target] = self.active(name).detach().clone().contiguous()
-            return state
+            return self._sliced_state(self.layers)
         finally:
             self.set_active(previous)
 
+    def _sliced_state(self, layers: list[int]) -> dict[str, Tensor]:
+        """The active widths of every weight, layer j of the result <- supernet layer layers[j]."""
+        kept = {index: j for j, index in enumerate(layers)}
+        state: dict[str, Tensor] = {}
+        for name in self._weights:
+            match = _LAYER.match(name)
+            if match and match["prefix"] == self.LAYER_PREFIX:
+                index = int(match["index"])
+                if index not in kept:
+                    continue
+                target = f"{self.LAYER_PREFIX}{kept[index]}.{match['suffix']}"
+            else:
+                target = name
+            state[target] = self.active(name).detach().clone().contiguous()
+        return state
+
+    @torch.no_grad()
+    def hull(self, shape: SupernetShape) -> SuperLM:
+        """A new SuperLM of the same class and layer policy holding only `shape`, its weights the
+        leading slices of this one's (so it computes every member exactly as this one does)."""
+        if shape.teacher_layers != self.shape.teacher_layers:
+            raise ValueError(f"shape.teacher_layers: got {shape.teacher_layers}; this supernet's teacher has "
+                             f"{self.shape.teacher_layers}")
+        position = {teacher_layer: j for j, teacher_layer in enumerate(self.shape.layers)}
+        missing = sorted(set(shape.layers) - set(position))
+        if missing:
+            raise ValueError(f"shape.layers: teacher layers {missing} are not held by this supernet")
+        previous, previous_layers = self.arch, self.layers
+        self.arch = shape.arch.replace(num_layers=self.full_arch.num_layers)  # widths only; layers below
+        try:
+            state = self._sliced_state([position[i] for i in shape.layers])
+        finally:
+            self.arch, self.layers = previous, previous_layers
+        model = _model_with(shape.arch, self.hf_config, state)
+        return type(self)(model, self.layer_policy, shape).to(next(self.parameters()).device)
+
     def extract(self, arch: Arch, attn_implementation: str = "sdpa") -> PreTrainedModel:
         """A stock HF model (`BertModel` / `LlamaForCausalLM`) with `arch`'s weights copied."""
-        config = student_config(arch, self.hf_config)
-        config._attn_implementation = attn_implementation
-        model = MODEL_CLASS[arch.family](config)
-        state = self.active_state_dict(arch)
-        if arch.tie_embeddings:
-            state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [m for m in missing if not m.endswith("position_ids")]
-        if missing or unexpected:
-            raise KeyError(f"extract: weight map mismatch; missing {missing}, unexpected {unexpected}")
-        return model.eval()
+        return _model_with(arch, self.hf_config, self.active_state_dict(arch), attn_implementation).eval()
 
     # -- state ----------------------------------------------------------------------------
 
@@ -204,4 +232,20 @@ class SuperLM(nn.Module):
         return self._weights
 
     def describe(self) -> dict[str, Any]:
-        return {"family": self.FAMILY, "full_arch": self.full_arch.to_dict(), "layer_policy": self.layer_policy}
+        return {"family": self.FAMILY, "full_arch": self.full_arch.to_dict(), "layer_policy": self.layer_policy,
+                "shape": self.shape.to_dict()}
+
+
+def _model_with(arch: Arch, base: PretrainedConfig, state: dict[str, Tensor],
+                attn_implementation: str = "sdpa") -> PreTrainedModel:
+    """A stock HF model of `arch` (config inherited from `base`) holding exactly `state`."""
+    config = student_config(arch, base)
+    config._attn_implementation = attn_implementation
+    model = MODEL_CLASS[arch.family](config)
+    if arch.tie_embeddings:
+        state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not m.endswith("position_ids")]
+    if missing or unexpected:
+        raise KeyError(f"weight map mismatch for {arch.id}; missing {missing}, unexpected {unexpected}")
+    return model

@@ -193,3 +193,43 @@ def test_decoder_search_records_lm_and_logit_losses(tmp_path, tiny_decoder_arch)
         objectives = t.user_attrs["objectives"]
         assert {"relation_kd", "logit_kd", "lm_loss", "flops"} <= set(objectives)
         assert t.values == [objectives["lm_loss"], objectives["logit_kd"], objectives["flops"]]
+
+
+def test_each_sub_space_trains_and_loads_its_hull_and_old_whole_teacher_runs_still_load(trained, tmp_path):
+    from nas.run import load_teacher_net
+    from search_spaces import SupernetShape
+    from supernet.checkpoint import load_latest, save_checkpoint
+
+    tmp, raw = trained
+    run = open_run(parse_config(raw), save_config=False)
+    sizes = []
+    for sub in run.space.subspaces:
+        ckpt = load_latest(run.supernet_dir(sub.name), with_optimizer=True)
+        assert SupernetShape.from_dict(ckpt.state["supernet"]["shape"]) == sub.supernet_shape
+        held = sum(w.numel() for w in ckpt.weights.values())
+        assert held == params(sub.supernet_shape.arch).total
+        # AdamW's moments have the hull's shapes (the pooler, which no loss reaches, has none).
+        held_shapes = sorted(tuple(w.shape) for w in ckpt.weights.values())
+        moment_shapes = [tuple(s["exp_avg"].shape) for s in ckpt.optimizer["state"].values()]
+        assert moment_shapes and all(shape in held_shapes for shape in moment_shapes)
+        assert sum(s["exp_avg"].numel() for s in ckpt.optimizer["state"].values()) <= held
+        sizes.append(held)
+    assert sizes[0] < params(run.space.teacher).total  # the small box holds less than the teacher
+
+    small, base = run.space.subspaces
+    with pytest.raises(ValueError, match=r"does not hold member eL\d.*\(arch\.\w+: got \d+; the supernet allows at most"):
+        load_trained_supernet(run, small.name, torch.device("cpu"), members=base)
+
+    # A run written before supernets were hulls: teacher-shaped weights, no shape recorded.
+    old = open_run(parse_config({**raw, "run_dir": str(tmp_path / "old")}), save_config=False)
+    teacher = load_teacher_net(old, torch.device("cpu"))
+    save_checkpoint(old.supernet_dir(small.name), 2, dict(teacher.weights()), None,
+                    {"supernet": {k: v for k, v in teacher.describe().items() if k != "shape"}})
+    net, _ = load_trained_supernet(old, small.name, torch.device("cpu"))
+    assert net.shape == SupernetShape.whole(run.space.teacher)
+    ids = torch.randint(0, 30522, (2, 9))
+    with torch.no_grad():
+        for arch in (small.largest, small.smallest):
+            net.set_active(arch)
+            teacher.set_active(arch)
+            assert torch.equal(net(ids).hidden, teacher(ids).hidden)

@@ -24,12 +24,12 @@ def _load_space(args: argparse.Namespace) -> SearchSpace:
 
         config = teachers.load_config(args.teacher)
         return SearchSpace.from_teacher(config.to_dict(), partitions=args.partitions or 3,
-                                        name=f"derived:{args.teacher}")
+                                        name=f"derived:{args.teacher}", partition_by=args.partition_by)
     if not args.name:
         raise ValueError("space show: give a built-in space name, a space YAML file, or --teacher")
     path = Path(args.name)
     space = SearchSpace.load(path) if path.suffix in (".yaml", ".yml") else SearchSpace.builtin(args.name)
-    return space.partition(args.partitions) if args.partitions else space
+    return space.partition(args.partitions, args.partition_by) if args.partitions else space
 
 
 def _span(values: list[int]) -> str:
@@ -53,9 +53,13 @@ def space_summary(space: SearchSpace, batch: int, seq_len: int) -> dict[str, Any
         rows.append({
             "name": sub.name, "size": sub.size, "choices": sub.choices.to_dict(),
             "params_min": min(p), "params_max": max(p), "flops_min": min(f), "flops_max": max(f),
+            "cost_band": list(sub.cost_band) if sub.cost_band else None,
+            "supernet_params": params(sub.supernet_shape.arch).total,
+            "supernet_layers": list(sub.supernet_shape.layers),
         })
+    whole = space.partition(1).size  # the union box: what the sub-spaces could have held
     return {"space": space.name, "teacher": space.teacher.to_dict(), "layer_policy": space.layer_policy,
-            "batch": batch, "seq_len": seq_len, "subspaces": rows}
+            "batch": batch, "seq_len": seq_len, "members": space.size, "box_members": whole, "subspaces": rows}
 
 
 def cmd_space_show(args: argparse.Namespace) -> None:
@@ -73,7 +77,9 @@ def cmd_space_show(args: argparse.Namespace) -> None:
         c = sub.choices
         print(f"{row['name']:<10} {row['size']:>6}  {_span(list(c.num_layers)):>7} {_span(list(c.hidden_size)):>9} "
               f"{_human(row['params_min']) + '-' + _human(row['params_max']):>17} "
-              f"{_human(row['flops_min']) + '-' + _human(row['flops_max']):>19}")
+              f"{_human(row['flops_min']) + '-' + _human(row['flops_max']):>19}  "
+              f"supernet {_human(row['supernet_params'])}")
+    print(f"the sub-spaces hold {summary['members']} of the {summary['box_members']} members of their union box")
 
 
 def _read_arch(text: str) -> Arch:
@@ -122,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", nargs="?", help="built-in space name or a space .yaml file")
     show.add_argument("--teacher", help="derive the space from this teacher (path, hub id, offline:minilm-l6, offline:smollm2-135m)")
     show.add_argument("--partitions", type=int, help="split into K sub-spaces (default: 3 when derived)")
+    show.add_argument("--partition-by", choices=["cost", "box"], default="cost",
+                      help="cost: K cost bands that tile the space (default); box: AutoDistil's coupled boxes")
     show.add_argument("--batch", type=int, default=1, help="batch for the FLOPs range (default 1)")
     show.add_argument("--seq-len", type=int, default=128, help="sequence length for the FLOPs range (default 128)")
     show.add_argument("--json", action="store_true", help="print JSON")

@@ -65,7 +65,8 @@ def resolve_space(config: RunConfig, teacher_config: PretrainedConfig) -> Search
         space = SearchSpace.load(sc.file)
     else:
         return SearchSpace.from_teacher(teacher_config.to_dict(), partitions=sc.partitions,
-                                        layer_policy=sc.layer_policy, name=f"derived:{config.teacher.id}")
+                                        layer_policy=sc.layer_policy, name=f"derived:{config.teacher.id}",
+                                        partition_by=sc.partition_by)
     teacher_arch = teachers.teacher_arch(teacher_config)
     if space.teacher != teacher_arch:
         raise ValueError(f"space: {space.name!r} is for teacher {space.teacher.id}, not {teacher_arch.id}")

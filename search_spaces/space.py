@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import yaml
@@ -28,6 +28,9 @@ from search_spaces.layers import LAYER_POLICIES, LayerPolicy
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 PARTITION_NAMES = {1: ["full"], 2: ["small", "base"], 3: ["tiny", "small", "base"]}
+COST_BAND_KEY = "non_embedding_params"  # a sub-space's cost band, in YAML
+PartitionBy = Literal["cost", "box"]
+PARTITION_SCHEMES: tuple[PartitionBy, ...] = ("cost", "box")
 
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -149,6 +152,9 @@ class SubSpace(ArchSet):
     teacher: Arch
     choices: Choices
     layer_policy: LayerPolicy = "uniform"
+    # Inclusive (low, high) bounds on non-embedding parameters, or None: a cost band keeps the
+    # box's members of that cost only (see `SearchSpace.partition`).
+    cost_band: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self._check()
@@ -192,9 +198,15 @@ class SubSpace(ArchSet):
                         f"{where}.mlp_ratio: {r} x hidden_size {h} is not an integer; use ratios "
                         f"that give whole FFN sizes, or intermediate_size"
                     )
+        if self.cost_band is not None:
+            low, high = self.cost_band
+            if not 0 <= low <= high:
+                raise InvalidSpaceError(f"{where}.{COST_BAND_KEY}: got {list(self.cost_band)}; must be [low, high] "
+                                        f"with 0 <= low <= high")
         if not self.archs():
             raise InvalidSpaceError(
-                f"{where}: no architecture satisfies the {t.family} rules and the teacher's maxima"
+                f"{where}: no architecture satisfies the {t.family} rules, the teacher's maxima"
+                + (f" and {COST_BAND_KEY} {list(self.cost_band)}" if self.cost_band else "")
             )
 
     @classmethod
@@ -214,7 +226,8 @@ class SubSpace(ArchSet):
         return _enumerate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, **self.choices.to_dict()}
+        band = {COST_BAND_KEY: list(self.cost_band)} if self.cost_band else {}
+        return {"name": self.name, **self.choices.to_dict(), **band}
 
 
 @functools.lru_cache(maxsize=64)
@@ -241,6 +254,8 @@ def _enumerate(sub: SubSpace) -> tuple[Arch, ...]:
                 )
             except InvalidArchError:
                 continue  # filtered by the family's HF rules
+            if sub.cost_band and not sub.cost_band[0] <= params(arch).non_embedding <= sub.cost_band[1]:
+                continue
             out.append(arch)
     return tuple(out)
 
@@ -286,23 +301,62 @@ class SearchSpace(ArchSet):
             merged["mlp_ratio"], merged["intermediate_size"] = (), tuple(sorted(sizes))
         return Choices(**merged)
 
-    def partition(self, k: int) -> SearchSpace:
-        """Split the space into `k` compact boxes of increasing scale.
+    def partition(self, k: int, by: PartitionBy = "cost") -> SearchSpace:
+        """Split the space (the union box of its sub-spaces) into `k` sub-spaces of increasing scale.
 
-        The layer and hidden-size choices are each cut into `k` contiguous runs; box i takes run
-        i of both, and every other dimension whole (AutoDistil's K=3 boxes grow depth and width
-        together). The names are tiny/small/base for k=3, small/base for 2, part0.. otherwise.
+        `cost` (default): K bands of cost that tile the space. Members are ordered by
+        non-embedding parameters (the per-token matmul work, so FLOPs at short sequences) and cut
+        into K runs of near-equal size, never splitting one cost between two bands; each band
+        holds every shape of its cost (shallow-and-wide and deep-and-narrow alike), and the
+        bands' sizes add up to the space's.
+
+        `box`: AutoDistil's coupled boxes. The layer and hidden-size choices are each cut into K
+        contiguous runs and box i takes run i of both, so depth and width grow together. It
+        leaves out every member whose depth and width fall in different runs (shallow-and-wide,
+        deep-and-narrow): the boxes do not tile the space.
+
+        The names are tiny/small/base for k=3, small/base for 2, part0.. otherwise.
         """
-        hull = self.hull()
+        if by not in PARTITION_SCHEMES:
+            raise InvalidSpaceError(f"space.partition_by: got {by!r}; allowed: {list(PARTITION_SCHEMES)}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidSpaceError(f"space.partitions: got {k!r}; must be an integer >= 1")
+        hull = self.hull()
+        names = PARTITION_NAMES.get(k, [f"part{i}" for i in range(k)])
+        if by == "cost":
+            subs = self._cost_bands(hull, k, names)
+        else:
+            subs = self._boxes(hull, k, names)
+        return SearchSpace(self.name, self.teacher, tuple(subs), self.layer_policy)
+
+    def _cost_bands(self, hull: Choices, k: int, names: list[str]) -> list[SubSpace]:
+        whole = SubSpace("whole", self.teacher, hull, self.layer_policy)
+        costs = sorted(params(a).non_embedding for a in whole.archs())
+        distinct = sorted(set(costs))
+        if k > len(distinct):
+            raise InvalidSpaceError(f"space.partitions: got {k}; this space allows at most {len(distinct)} "
+                                    f"cost bands ({len(distinct)} distinct costs)")
+        # Band i starts at the cost of member round(i*N/K) in cost order; a cost shared by several
+        # members stays in one band, so a boundary moves to the next distinct cost when it must.
+        starts = [distinct[0]]
+        for i in range(1, k):
+            start = costs[round(i * len(costs) / k)]
+            later = [c for c in distinct if c > starts[-1]]
+            starts.append(max(start, later[0]) if later else start)
+        if len(set(starts)) < k:
+            raise InvalidSpaceError(f"space.partitions: got {k}; too many members share a cost to cut "
+                                    f"{k} non-empty bands")
+        bounds = [(low, distinct[distinct.index(high) - 1]) for low, high in zip(starts, starts[1:])]
+        bounds.append((starts[-1], distinct[-1]))
+        return [SubSpace(name, self.teacher, hull, self.layer_policy, band) for name, band in zip(names, bounds)]
+
+    def _boxes(self, hull: Choices, k: int, names: list[str]) -> list[SubSpace]:
         most = min(len(hull.num_layers), len(hull.hidden_size))
         if k > most:
             raise InvalidSpaceError(
                 f"space.partitions: got {k}; this space allows at most {most} "
                 f"({len(hull.num_layers)} layer choices, {len(hull.hidden_size)} hidden sizes)"
             )
-        names = PARTITION_NAMES.get(k, [f"part{i}" for i in range(k)])
         layer_runs = np.array_split(np.array(hull.num_layers), k)
         hidden_runs = np.array_split(np.array(hull.hidden_size), k)
         subs = []
@@ -313,12 +367,12 @@ class SearchSpace(ArchSet):
                 "hidden_size": tuple(int(x) for x in hidden),
             })
             subs.append(SubSpace(name, self.teacher, choices, self.layer_policy))
-        return SearchSpace(self.name, self.teacher, tuple(subs), self.layer_policy)
+        return subs
 
     @classmethod
     def from_teacher(
         cls, hf_config: dict[str, Any], partitions: int = 3, layer_policy: LayerPolicy = "uniform",
-        name: str | None = None,
+        name: str | None = None, partition_by: PartitionBy = "cost",
     ) -> SearchSpace:
         """The space derived from a teacher's HF config (its dimensions are the maxima).
 
@@ -334,7 +388,7 @@ class SearchSpace(ArchSet):
         choices = _teacher_choices(teacher)
         full = SubSpace("full", teacher, choices, layer_policy)
         space = cls(name or f"derived-{teacher.id}", teacher, (full,), layer_policy)
-        return space.partition(partitions)
+        return space.partition(partitions, partition_by)
 
     @classmethod
     def builtin(cls, name: str) -> SearchSpace:
@@ -370,7 +424,8 @@ class SearchSpace(ArchSet):
         for i, raw in enumerate(data["subspaces"]):
             raw = dict(raw)
             name = str(raw.pop("name", f"part{i}"))
-            subs.append(SubSpace(name, teacher, Choices.from_dict(raw, f"space.subspaces[{name}]"), policy))
+            band = _cost_band(raw.pop(COST_BAND_KEY, None), f"space.subspaces[{name}].{COST_BAND_KEY}")
+            subs.append(SubSpace(name, teacher, Choices.from_dict(raw, f"space.subspaces[{name}]"), policy, band))
         return cls(str(data["name"]), teacher, tuple(subs), policy)
 
     def save(self, path: str | Path) -> None:
@@ -383,6 +438,14 @@ class SearchSpace(ArchSet):
         except yaml.YAMLError as err:
             raise InvalidSpaceError(f"space file {path}: not valid YAML ({err})") from err
         return cls.from_dict(data)
+
+
+def _cost_band(raw: Any, where: str) -> tuple[int, int] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, (list, tuple)) or len(raw) != 2:
+        raise InvalidSpaceError(f"{where}: got {raw!r}; must be [low, high]")
+    return _int(raw[0], where), _int(raw[1], where)
 
 
 def _descending(top: int, step: int, floor: int) -> tuple[int, ...]:

@@ -41,6 +41,9 @@ class SpaceConfig(StrictConfig):
     builtin: str | None = None
     file: str | None = None
     partitions: int = Field(default=3, ge=1, le=16)
+    partition_by: Literal["cost", "box"] = Field(
+        default="cost", description="cost: K bands of cost that tile the space; box: AutoDistil's coupled "
+                                    "depth x width boxes (leave out shallow-and-wide and deep-and-narrow members)")
     layer_policy: Literal["uniform", "autodistil", "first", "every_other"] = "uniform"
 
     @model_validator(mode="after")

@@ -88,6 +88,9 @@ def decoder_schedule(tmp_path_factory):
     raw = tiny_run_config(tmp, TINY_DECODER, steps=2)
     raw["train"]["loss"] = {"logits": "atkd"}
     raw["assistants"] = {"supernet_steps": 2, "distill_steps": 2, "grid": [0.1, 0.3, 0.45], "measure": "flops"}
+    # Boxes: the "small" box's largest member is well below the teacher, so a TA fits between them
+    # (the small cost band of this tiny decoder reaches 95% of the teacher's FLOPs: no TA would).
+    raw["space"]["partition_by"] = "box"
     config = parse_config(raw)
     return config, run_schedule(config, progress=False)
 

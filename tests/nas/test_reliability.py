@@ -117,7 +117,9 @@ def test_unreachable_budget_names_the_smallest_achievable_cost(tmp_path):
 
 
 def test_partitions_larger_than_the_space(tmp_path):
-    _open_fails(tmp_path, r"space.partitions: got 16; this space allows at most", space={"partitions": 16})
+    _open_fails(tmp_path, r"space.partitions: got 16; this space allows at most 3 \(3 layer choices",
+                space={"partitions": 16, "partition_by": "box"})
+    _open_fails(tmp_path, r"space.partition_by: got 'depth'; Input should be 'cost' or 'box'", space={"partition_by": "depth"})
 
 
 def test_relation_heads_that_do_not_divide_a_width(tmp_path):

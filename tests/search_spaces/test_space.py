@@ -24,17 +24,51 @@ def test_from_teacher_hand_counted():
     space = SearchSpace.from_teacher(teacher_config(), partitions=1)
     assert space.size == 48
     assert space.largest == TEACHER
-    split = space.partition(3)
+    split = space.partition(3, by="box")
     assert [s.name for s in split.subspaces] == ["tiny", "small", "base"]
     # tiny: L{2} x H{16,32} x F4 = 8; small: L{3} x H{48} x F4 = 4; base: L{4} x H{64} x F4 = 4
-    assert [s.size for s in split.subspaces] == [8, 4, 4]
+    assert [s.size for s in split.subspaces] == [8, 4, 4]  # 16 of 48: the boxes leave out two thirds
     assert all(a.num_layers == 2 and a.hidden_size <= 32 for a in split["tiny"])
 
 
 def test_partition_larger_than_space_is_an_error():
     space = SearchSpace.from_teacher(teacher_config(), partitions=1)
     with pytest.raises(InvalidSpaceError, match="space.partitions: got 4; this space allows at most 3"):
-        space.partition(4)
+        space.partition(4, by="box")
+    distinct = len({params(a).non_embedding for a in space})
+    with pytest.raises(InvalidSpaceError, match=f"got {distinct + 1}; this space allows at most {distinct} cost bands"):
+        space.partition(distinct + 1)
+    with pytest.raises(InvalidSpaceError, match=r"space.partition_by: got 'depth'; allowed: \['cost', 'box'\]"):
+        space.partition(2, by="depth")
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_cost_bands_tile_the_space(k):
+    space = SearchSpace.from_teacher(teacher_config(), partitions=1)
+    bands = space.partition(k)
+    assert sum(b.size for b in bands.subspaces) == space.size == 48  # every member in exactly one band
+    assert set(bands.archs()) == set(space.archs()) and len(bands.archs()) == 48
+    costs = [sorted(params(a).non_embedding for a in b) for b in bands.subspaces]
+    assert all(lo[-1] < hi[0] for lo, hi in zip(costs, costs[1:]))  # ordered, no cost in two bands
+    assert max(b.size for b in bands.subspaces) - min(b.size for b in bands.subspaces) <= 48 // k  # near-equal
+    for b in bands.subspaces:  # each band holds every shape of its cost: boxes would not
+        assert b.cost_band == (costs[bands.subspaces.index(b)][0], costs[bands.subspaces.index(b)][-1])
+    # The truncated teacher's shapes (full width, fewer layers) are members: the search can find them.
+    assert all(TEACHER.replace(num_layers=n) in bands for n in (2, 3))
+
+
+def test_cost_band_round_trips_through_yaml_and_is_checked(tmp_path: Path):
+    bands = SearchSpace.from_teacher(teacher_config(), partitions=3)
+    bands.save(tmp_path / "bands.yaml")
+    again = SearchSpace.load(tmp_path / "bands.yaml")
+    assert again == bands and again.archs() == bands.archs()
+    data = bands.to_dict()
+    data["subspaces"][0]["non_embedding_params"] = [5, 1]
+    with pytest.raises(InvalidSpaceError, match=r"space.subspaces\[tiny\].non_embedding_params: got \[5, 1\]"):
+        SearchSpace.from_dict(data)
+    data["subspaces"][0]["non_embedding_params"] = [1, 2]
+    with pytest.raises(InvalidSpaceError, match=r"no architecture satisfies .* non_embedding_params \[1, 2\]"):
+        SearchSpace.from_dict(data)
 
 
 def test_membership_sampling_sandwich():

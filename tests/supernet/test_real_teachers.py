@@ -28,7 +28,6 @@ def test_real_teacher_extraction_parity(teacher_id):
         torch.testing.assert_close(full.logits[valid], ref.logits[valid], atol=1e-4, rtol=1e-4)
     else:
         torch.testing.assert_close(full.hidden[valid], ref.last_hidden_state[valid], atol=1e-5, rtol=0)
-    # SmolLM2's logits reach ~30 in magnitude: fp32 rounding of two attention code paths differs by
-    # ~1e-4 absolute there on some CPUs (seen: 7.6e-5 on a fresh machine), the teacher check's tolerance.
-    tolerance = 1e-4 if model.config.model_type == "llama" else 1e-5
-    assert_extraction_parity(supernet, space["small"].sample(0, 1)[0], ids, mask, atol=tolerance)
+    # A 26-30 layer sub-network's fp32 logits (up to ~36) differ by ~3e-4 between the two attention
+    # code paths on some CPUs; in float64 they agree exactly, so the weights are what is compared.
+    assert_extraction_parity(supernet.double(), space["small"].sample(0, 1)[0], ids, mask)

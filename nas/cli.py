@@ -239,6 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--device", default="cpu")
     export.set_defaults(func=cmd_export)
 
+    dist = commands.add_parser("distill", help="continue distilling one chosen architecture (resumable)",
+                               description="From an exported student (--student) or the teacher's slice (--arch, "
+                                           "--layers), distil from the run's teacher for --steps steps; writes a "
+                                           "stock HF directory.")
+    dist.add_argument("config", help="the run config YAML (teacher, data, loss)")
+    source = dist.add_mutually_exclusive_group(required=True)
+    source.add_argument("--student", type=Path, help="an exported student directory")
+    source.add_argument("--arch", help="an architecture as JSON (or a file holding it): start from the teacher's slice")
+    dist.add_argument("--layers", default="first", help="with --arch, which teacher layers the slice keeps: "
+                                                        "first (default), uniform, every_other, autodistil")
+    dist.add_argument("--steps", type=int, required=True)
+    dist.add_argument("--out", type=Path, required=True)
+    dist.add_argument("--device")
+    dist.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    dist.set_defaults(func=cmd_distill)
+
     tune = commands.add_parser("finetune", help="fine-tune an exported student (or a teacher) with the HF Trainer",
                                description="Classification (accuracy, macro-F1) or causal-LM (perplexity) on a "
                                            "seeded 80/10/10 split; results go next to the student and onto its trial.")
@@ -302,6 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     fit.set_defaults(func=cmd_latency_fit)
     return parser
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from nas.config import load_config
+    from nas.distill import distill
+
+    r = distill(load_config(args.config), args.out, args.steps, student=args.student,
+                arch=_read_arch(args.arch) if args.arch else None, layers=args.layers, device=args.device,
+                force=args.force)
+    print(f"distilled {Arch.from_dict(r.arch).id} ({r.source}) for {r.steps} steps, {r.train_flops:.3g} training "
+          f"FLOPs: {r.out}")
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:

@@ -240,3 +240,49 @@ def test_each_sub_space_trains_and_loads_its_hull_and_old_whole_teacher_runs_sti
             net.set_active(arch)
             teacher.set_active(arch)
             assert torch.equal(net(ids).hidden, teacher(ids).hidden)
+
+
+def test_distill_a_chosen_student_and_a_teacher_slice_resumably(trained, tmp_path):
+    import copy
+
+    from nas.distill import distill
+    from nas.run import load_teacher_net
+    from supernet.train import step_flops
+
+    tmp, raw = trained
+    config = parse_config(raw)
+    run = open_run(config, save_config=False)
+    arch = run.space["small"].largest
+    # From the teacher's first layers: step 0 of the slice is the truncated teacher itself.
+    first = distill(config, tmp_path / "first", 2, arch=arch, layers="first")
+    teacher = load_teacher_net(run, torch.device("cpu"))
+    sliced = copy.deepcopy(teacher)
+    sliced.layer_policy = "first"
+    sliced.set_active(arch)
+    model = AutoModel.from_pretrained(tmp_path / "first").eval()
+    assert sum(p.numel() for p in model.parameters()) == params(arch).total
+    assert first.steps == 2 and first.source == "teacher-slice:first"
+    seq_len = config.data.seq_len
+    assert first.train_flops == 2 * step_flops([arch], run.space.teacher, config.train.batch_size, seq_len, 1)
+    ids = torch.randint(0, 30522, (2, 9))
+    with torch.no_grad():
+        moved = (model(input_ids=ids).last_hidden_state - sliced(ids).hidden).abs().max().item()
+    assert moved > 0  # two steps of distillation moved the weights away from the slice
+    # Resumed: asking for 3 steps continues from step 2 (its FLOPs add up), not from scratch.
+    more = distill(config, tmp_path / "first", 3, arch=arch, layers="first")
+    assert more.steps == 3 and more.train_flops == pytest.approx(first.train_flops * 3 / 2)
+    # From an exported student directory.
+    again = distill(config, tmp_path / "again", 1, student=tmp_path / "first")
+    assert again.source.startswith("student:") and arch_of(tmp_path / "again") == arch
+    with pytest.raises(ValueError, match="give exactly one of --student DIR or --arch JSON"):
+        distill(config, tmp_path / "x", 1)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not empty and holds no distillation to resume"):
+        distill(config, tmp_path / "full", 1, arch=arch)
+
+
+def arch_of(directory):
+    from search_spaces import arch_from_hf_config
+
+    return arch_from_hf_config(json.loads((directory / "config.json").read_text()))

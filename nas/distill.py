@@ -1,0 +1,90 @@
+"""`nas distill CONFIG`: continued task-agnostic distillation of one chosen architecture.
+
+After a search has chosen a student, more distillation of that one fixed shape is the cheapest
+way to a better student. The student starts from one of:
+- an exported student directory (`--student DIR`: the supernet's weights for its architecture);
+- the teacher's slice (`--arch JSON` with `--layers POLICY`): what a user gets without the engine,
+  e.g. the first N layers at full width (DistilBERT's layer drop), or a uniform shrink.
+It is distilled from the run's teacher with the run's loss and data for `--steps` steps,
+resumable (checkpoints under `OUT/distill-checkpoints`), its training FLOPs counted as
+`nas train` counts them, and written to OUT as a stock Hugging Face directory with a
+`distilnas.json` that records where it came from and what it cost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.config import RunConfig
+from nas.export import ExportError, save_model
+from nas.run import load_data, load_teacher_net, open_run
+from search_spaces import LAYER_POLICIES, Arch, arch_from_hf_config
+from supernet.hf_models import MODEL_CLASS
+from supernet.registry import supernet_class
+from supernet.train import train_fixed
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "distill-checkpoints"
+
+
+@dataclass
+class DistillResult:
+    out: str
+    arch: dict[str, Any]
+    source: str
+    steps: int
+    train_flops: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = None, arch: Arch | None = None,
+            layers: str = "first", device: str | None = None, force: bool = False) -> DistillResult:
+    """Distil one architecture for `steps` steps; see the module docstring."""
+    if (student is None) == (arch is None):
+        raise ValueError("distill: give exactly one of --student DIR or --arch JSON")
+    if steps < 1:
+        raise ValueError(f"--steps: got {steps}; must be >= 1")
+    if layers not in LAYER_POLICIES:
+        raise ValueError(f"--layers: got {layers!r}; allowed: {list(LAYER_POLICIES)}")
+    out = Path(out)
+    if out.exists() and any(p.name != CHECKPOINTS for p in out.iterdir()) and not (out / CHECKPOINTS).is_dir() \
+            and not force:
+        raise ExportError(f"--out: {str(out)!r} is not empty and holds no distillation to resume; pass --force")
+    run = open_run(config, save_config=False)
+    if student is not None:
+        if not (Path(student) / "config.json").is_file():
+            raise FileNotFoundError(f"--student: {str(student)!r} is not a model directory (no config.json)")
+        arch = arch_from_hf_config(json.loads((Path(student) / "config.json").read_text()))
+    assert arch is not None
+    teacher_arch = run.space.teacher
+    for dim in ("vocab_size", "max_position", "type_vocab_size", "tie_embeddings", "family"):
+        if getattr(arch, dim) != getattr(teacher_arch, dim):
+            raise ValueError(f"arch.{dim}: got {getattr(arch, dim)!r}; the run's teacher has {getattr(teacher_arch, dim)!r}")
+    dev = run.device(device)
+    data = load_data(run)
+    teacher = load_teacher_net(run, dev)
+    if student is not None:
+        model = MODEL_CLASS[arch.family].from_pretrained(student)
+        init = supernet_class(run.teacher_config.model_type)(model, "first").to(dev)
+        source = f"student:{student}"
+    else:
+        # The teacher's own weights under the chosen layer policy: a slice, no supernet involved.
+        init = supernet_class(run.teacher_config.model_type)(teacher.body, layers).to(dev)  # type: ignore[arg-type]
+        source = f"teacher-slice:{layers}"
+    net, result = train_fixed(arch, init, teacher, data, config.train, run.relation_heads, out / CHECKPOINTS, dev,
+                              steps)
+    del init, teacher
+    save_model(net.extract(arch), config, out)
+    record = DistillResult(str(out), arch.to_dict(), source, result.step, result.train_flops)
+    (out / "distilnas.json").write_text(json.dumps({**record.to_dict(), "teacher": config.teacher.id}, indent=2))
+    log.info("distilled %s (%s) for %d steps, %.3g training FLOPs -> %s", arch.id, source, result.step,
+             result.train_flops, out)
+    return record
+

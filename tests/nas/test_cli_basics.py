@@ -37,6 +37,14 @@ def test_cost_matches_library():
     arch = Arch.from_json(TINY_ENCODER_JSON)
     assert result["params_total"] == params(arch).total
     assert result["flops"] == flops(arch, 2, 16)
+    # And by hand, not through the function the CLI calls: h=48 (3 heads of 16), f=100, L=2, V=90, P=32.
+    h, f, layers, tokens = 48, 100, 2, 2 * 16
+    per_layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 4 * h  # Q,K,V,O; FFN in/out; two LayerNorms
+    assert result["params_total"] == (90 + 32 + 2) * h + 2 * h + layers * per_layer + h * h + h  # + pooler
+    macs = (layers * tokens * (4 * h * h + 2 * h * f)  # projections and FFN
+            + layers * 2 * 2 * 16 * 16 * h                # QK^T and AV, batch 2, 16 x 16 positions
+            + 2 * h * h)                                   # the pooler, on each sequence's first token
+    assert result["flops"] == 2 * macs
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):

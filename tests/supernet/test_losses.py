@@ -97,6 +97,28 @@ def test_atkd_hand_computed_split():
     assert atkd(t, t, targets, mask).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_atkd_easy_weight_changes_the_loss_and_ties_at_the_median_are_hard():
+    # Token A (easy, UNC 0.1) has a non-zero DKD: its non-target split is [.8, .2] for the teacher
+    # and [.5, .5] for the student, so the easy weight must move the loss.
+    t = torch.log(torch.tensor([[[0.9, 0.08, 0.02], [0.4, 0.3, 0.3]]]))
+    s = torch.log(torch.tensor([[[0.6, 0.2, 0.2], [0.2, 0.6, 0.2]]]))
+    targets, mask = torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2)
+    dkd_a = 0.1 * (0.8 * math.log(0.8 / 0.5) + 0.2 * math.log(0.2 / 0.5))
+    assert atkd_terms(s, t, targets).dkd[0, 0].item() == pytest.approx(dkd_a, rel=1e-4)
+    terms = atkd_terms(s, t, targets)
+    hard_b = (terms.tkd[0, 1] + terms.dkd[0, 1]).item()
+    for easy in (0.0, 0.2, 1.0):
+        assert atkd(s, t, targets, mask, easy_weight=easy).item() == pytest.approx(easy * dkd_a + 0.8 * hard_b, rel=1e-5)
+    # Ties: three tokens with equal UNC 0.6 and one with 0.1. The median is 0.6; "at or above"
+    # makes the three tied tokens hard (mean of their TKD + DKD), the sure one easy.
+    t4 = torch.log(torch.tensor([[[0.4, 0.3, 0.3], [0.4, 0.3, 0.3], [0.4, 0.3, 0.3], [0.9, 0.08, 0.02]]]))
+    s4 = torch.log(torch.tensor([[[0.2, 0.6, 0.2], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25], [0.6, 0.2, 0.2]]]))
+    targets4, mask4 = torch.zeros(1, 4, dtype=torch.long), torch.ones(1, 4)
+    t4terms = atkd_terms(s4, t4, targets4)
+    hard = (t4terms.tkd + t4terms.dkd)[0, :3].mean().item()
+    assert atkd(s4, t4, targets4, mask4).item() == pytest.approx(0.2 * t4terms.dkd[0, 3].item() + 0.8 * hard, rel=1e-5)
+
+
 def test_hidden_mse_and_lm_loss():
     mask = torch.tensor([[1, 1, 0]])
     teacher = torch.ones(1, 3, 4)

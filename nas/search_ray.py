@@ -39,7 +39,7 @@ def init_ray(address: str) -> dict[str, Any]:
     # The engine's own settings (teacher cache, fault injection) reach every worker process.
     runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("DISTILNAS_")}}
     if address == "local":
-        # Loopback only (DESIGN.md section 5): these must be in the environment of the node.
+        # Loopback only (docs/ARCHITECTURE.md, "Ray"): these must be in the environment of the node.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(include_dashboard=False, runtime_env=runtime_env)

@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# Ray must bind loopback only (DESIGN.md section 5).
+# Ray must bind loopback only (docs/ARCHITECTURE.md, "Ray").
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=disabled
 exec .venv/bin/python -m pytest -q "$@"

@@ -294,6 +294,8 @@ def run_search(config: RunConfig, trials: int | None = None, timeout: float | No
                            "family": sub.teacher.family, "provenance": prov, "batch": search.batch_size,
                            "seq_len": search.seq_len, "latency_dtype": search.latency_dtype}.items():
             study.set_user_attr(key, value)
+        if created:  # optuna-dashboard labels the axes with these
+            study.set_metric_names([o.name for o in search.objectives])
         if created or finished_trials(study) > 0:
             # Not by a process that found the study just created by another one (several
             # searches started at once): the creator enqueues, so the warm starts run once.

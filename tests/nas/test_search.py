@@ -53,6 +53,7 @@ def test_search_records_everything_and_pareto_reads_it(trained):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(states=(TrialState.COMPLETE,))
         assert trials and trials[0].user_attrs.get("warm_start")  # the truncated teacher first
+        assert study.metric_names == ["relation_kd", "flops"]  # optuna-dashboard labels its axes
         for t in trials:
             attrs = t.user_attrs
             assert {"arch", "arch_id", "objectives", "constraints", "feasible", "subspace", "provenance"} <= set(attrs)

@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--distill-steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--teacher-seeds", type=int, default=None,
+                        help="seeds for the teacher's fine-tuning (default: --seeds); it only sets retention")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--ratio", type=float, default=2.7, help="budget = teacher FLOPs / ratio")
     args = parser.parse_args()
@@ -217,6 +219,8 @@ def main() -> None:
     for seed in range(args.seeds):
         for task, path in tasks.items():
             for name, model in models.items():
+                if name == "teacher" and seed >= (args.teacher_seeds or args.seeds):
+                    continue
                 key = f"{task}/{name}/{seed}"
                 if key not in done:
                     lr = FINETUNE_LRS if seed == 0 else done[f"{task}/{name}/0"]["lr"]

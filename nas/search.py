@@ -73,23 +73,37 @@ def _member_params(sub: SubSpace) -> list[tuple[Arch, dict[str, Any]]]:
     return [(a, arch_params(a, sub)) for a in sub.archs()]
 
 
-def nearest_member(params: dict[str, Any], sub: SubSpace) -> Arch:
-    """The member whose parameters are fewest choice-steps away (ties: enumeration order)."""
+def nearest_member(params: dict[str, Any], sub: SubSpace, avoid: frozenset[str] = frozenset()) -> Arch:
+    """The member whose parameters are fewest choice-steps away, preferring members whose id is
+    not in `avoid` (ties: enumeration order)."""
     rank = {d: {v: i for i, v in enumerate(vals)} for d, vals in free_dims(sub).items()}
-    return min(_member_params(sub),
-               key=lambda m: sum(abs(rank[d][m[1][d]] - rank[d][params[d]]) for d in rank))[0]
+    return min(_member_params(sub), key=lambda m: (m[0].id in avoid,
+                                                   sum(abs(rank[d][m[1][d]] - rank[d][params[d]]) for d in rank)))[0]
 
 
 def suggest_arch(trial: optuna.Trial, sub: SubSpace) -> Arch:
-    """Suggest each free dimension categorically; a combination the family's rules exclude is
-    mapped to the nearest member, and the trial records that (`repaired`)."""
+    """Suggest each free dimension categorically. A combination that is no member (excluded by the
+    family's rules, or outside a cost band) is mapped to the nearest member not yet tried in the
+    study (finished, failed or running), and the trial records that (`repaired`): many proposals
+    outside a band would otherwise collapse onto the same few boundary members and spend the
+    trial budget on repeats. The chosen id is recorded at once, so concurrent trials see it."""
     params = {dim: trial.suggest_categorical(dim, list(values)) for dim, values in free_dims(sub).items()}
-    for arch, member in _member_params(sub):
-        if member == params:
-            return arch
-    arch = nearest_member(params, sub)
-    trial.set_user_attr("repaired", True)
+    exact = next((arch for arch, member in _member_params(sub) if member == params), None)
+    if exact is not None:
+        arch = exact  # a repeat of an exact member is reused, not evaluated again (evaluate_candidate)
+    else:
+        arch = nearest_member(params, sub, _tried_ids(trial))
+        trial.set_user_attr("repaired", True)
+    trial.set_user_attr("arch_id", arch.id)
     return arch
+
+
+def _tried_ids(trial: optuna.Trial) -> frozenset[str]:
+    study = getattr(trial, "study", None)
+    if study is None:  # a FixedTrial: no study to look at
+        return frozenset()
+    return frozenset(t.user_attrs["arch_id"] for t in study.get_trials(deepcopy=False)
+                     if t.number != trial.number and "arch_id" in t.user_attrs)
 
 
 # -- samplers and studies -------------------------------------------------------------------

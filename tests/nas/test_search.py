@@ -19,7 +19,7 @@ from conftest import TINY_ENCODER, tiny_run_config
 from nas.config import parse_config
 from nas.pareto import load_points, pareto_front
 from nas.run import load_trained_supernet, open_run
-from nas.search import arch_params, free_dims, run_search, suggest_arch
+from nas.search import arch_params, free_dims, nearest_member, run_search, suggest_arch
 from nas.train import run_train
 from search_spaces import params
 
@@ -287,3 +287,24 @@ def arch_of(directory):
     from search_spaces import arch_from_hf_config
 
     return arch_from_hf_config(json.loads((directory / "config.json").read_text()))
+
+
+def test_repeated_proposals_outside_the_band_go_to_the_nearest_untried_member(trained):
+    _, raw = trained
+    sub = open_run(parse_config(raw), save_config=False).space["small"]
+    members = {tuple(sorted(arch_params(a, sub).items())) for a in sub}
+    import itertools
+
+    dims = free_dims(sub)
+    outside = next(dict(zip(dims, combo)) for combo in itertools.product(*dims.values())
+                   if tuple(sorted(zip(dims, combo))) not in members)
+    study = optuna.create_study()
+    chosen = []
+    for _ in range(3):
+        study.enqueue_trial(outside)
+        trial = study.ask()
+        chosen.append(suggest_arch(trial, sub))
+        study.tell(trial, 0.0)
+    assert len(set(chosen)) == 3 and all(a in sub for a in chosen)  # three proposals, three members
+    assert chosen[0] == nearest_member(outside, sub)  # the first is simply the nearest
+    assert all(t.user_attrs["repaired"] and t.user_attrs["arch_id"] == a.id for t, a in zip(study.trials, chosen))

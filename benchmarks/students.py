@@ -1,5 +1,7 @@
-"""Searched students against the students a user gets without the engine, at equal FLOPs and
-equal distillation, fine-tuned by one recipe chosen on dev, over seeds, with paired intervals.
+"""Searched students against the students a user gets without the engine, at near-equal FLOPs and
+equal continued distillation, fine-tuned by one recipe chosen on dev, over seeds, with paired
+intervals. (The engine's arms also had the supernet's training; the baselines start from the
+teacher's slice: only the random-search arm isolates the search.)
 
 Budget: 1/2.7 of the teacher's FLOPs (at 1 x seq_len). Arms, every one a member of the space the
 search explores (cost bands tile it):
@@ -70,7 +72,9 @@ def make_tasks(work: Path, sizes: tuple[int, int, int]) -> tuple[dict[str, Path]
             w = csv.writer(fh)
             w.writerow(["text", "label"])
             w.writerows([[rows[i]["text"], rows[i]["label"]] for i in picks])
-    rest = [" ".join(r["text"].split()) for i, r in enumerate(rows) if i not in used]
+    # By text, not only by row: the package repeats some IMDB reviews.
+    task_texts = {" ".join(rows[i]["text"].split()) for i in used}
+    rest = [t for i, r in enumerate(rows) if i not in used and (t := " ".join(r["text"].split())) not in task_texts]
     corpus.write_text("\n".join(rest) + "\n")
     return out, corpus
 
@@ -148,6 +152,14 @@ def main() -> None:
                               "subspace_size": sub.size, "space_size": run.space.size, "args": vars(args) | {"work": str(work)},
                               "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "stages": {}}
     out_json = RESULTS / "students.json"
+    # A stage's wall time is kept from the run that did its work, not overwritten by a resume.
+    timings_path = work / "stage-times.json"
+    timings: dict[str, Any] = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+
+    def timed(stage: str, record: dict[str, Any], seconds: float) -> None:
+        timings.setdefault(stage, seconds)
+        timings_path.write_text(json.dumps(timings))
+        report["stages"][stage] = {**record, "wall_s": timings[stage]}
 
     def save() -> None:
         RESULTS.mkdir(exist_ok=True)
@@ -157,8 +169,7 @@ def main() -> None:
     # -- stage 1: the supernet of the band holding the budget ---------------------------
     s = time.perf_counter()
     [trained] = run_train(config, subspaces=[sub.name], progress=False)
-    report["stages"]["supernet"] = {"wall_s": time.perf_counter() - s, "steps": trained.step,
-                                    "train_flops": trained.train_flops}
+    timed("supernet", {"steps": trained.step, "train_flops": trained.train_flops}, time.perf_counter() - s)
     log(f"supernet {sub.name} ({sub.size} members): step {trained.step}")
 
     # -- stage 2: TPE and random search, same trials, same selection rule ----------------
@@ -173,7 +184,7 @@ def main() -> None:
         if not (directory / "config.json").is_file():
             export(storage, directory, trial_id=point.trial_id, force=True)
         chosen[arm] = {"arch": point.arch, "init": directory, "trial": point.trial_id}
-    report["stages"]["search"] = {"wall_s": time.perf_counter() - s, "trials": args.trials}
+    timed("search", {"trials": args.trials}, time.perf_counter() - s)
 
     # -- the baselines: members of the space, from the teacher's weights ----------------
     from search_spaces import Arch
@@ -206,7 +217,7 @@ def main() -> None:
         report["arms"][arm]["distill_flops"] = r.train_flops
         students[arm] = directory
         log(f"distilled {arm}: {r.steps} steps")
-    report["stages"]["distill"] = {"wall_s": time.perf_counter() - s, "steps": args.distill_steps}
+    timed("distill", {"steps": args.distill_steps}, time.perf_counter() - s)
     save()
 
     # -- stage 4: fine-tuning, seed-major so that partial results stay balanced ----------

@@ -131,8 +131,11 @@ def trained_shape(run: Run, name: str) -> SupernetShape | None:
     """The shape of the supernet trained in `supernets/<name>`, as its checkpoints record it (runs
     written before supernets were hulls held the whole teacher), or None when untrained."""
     state = latest_state(run.supernet_dir(name))
-    if state is None:
-        return None
+    return None if state is None else _recorded_shape(state, run)
+
+
+def _recorded_shape(state: dict, run: Run) -> SupernetShape:
+    """The shape a checkpoint's state records; a checkpoint from before hulls held the whole teacher."""
     recorded = state.get("supernet", {}).get("shape")
     return SupernetShape.from_dict(recorded) if recorded else SupernetShape.whole(run.space.teacher)
 
@@ -153,8 +156,7 @@ def load_trained_supernet(run: Run, subspace: str, device: torch.device,
     if ckpt is None:
         raise FileNotFoundError(f"no trained supernet for sub-space {subspace!r} in {run.run_dir}; "
                                 f"run `nas train {run.run_dir / 'config.yaml'}` first")
-    recorded = ckpt.state.get("supernet", {}).get("shape")
-    shape = SupernetShape.from_dict(recorded) if recorded else SupernetShape.whole(run.space.teacher)
+    shape = _recorded_shape(ckpt.state, run)
     policy = run.space.layer_policy
     for arch in members.archs():  # a sub-space changed since training (e.g. another partition scheme)
         why = shape.holds(arch, policy)

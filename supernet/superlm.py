@@ -121,6 +121,8 @@ class SuperLM(nn.Module):
         self.shape = shape or SupernetShape.whole(self.full_arch)
         if self.shape.arch != self.full_arch:
             raise ValueError(f"shape: {self.shape.arch.id} does not match the weights given ({self.full_arch.id})")
+        # teacher layer index -> the position of the supernet layer that holds it
+        self._position = {teacher_layer: j for j, teacher_layer in enumerate(self.shape.layers)}
         self.layer_policy = layer_policy
         # A private copy: training the supernet must never move the teacher's weights.
         self.body = MODEL_CLASS[self.FAMILY](student_config(self.full_arch, teacher.config))
@@ -170,9 +172,8 @@ class SuperLM(nn.Module):
         why = self.shape.holds(arch, self.layer_policy)
         if why is not None:
             raise ValueError(why)
-        position = {teacher_layer: j for j, teacher_layer in enumerate(self.shape.layers)}
         self.arch = arch
-        self.layers = [position[i] for i in layer_indices(self.layer_policy, arch.num_layers, self.shape.teacher_layers)]
+        self.layers = [self._position[i] for i in layer_indices(self.layer_policy, arch.num_layers, self.shape.teacher_layers)]
 
     # -- extraction -----------------------------------------------------------------------
 
@@ -208,14 +209,13 @@ class SuperLM(nn.Module):
         if shape.teacher_layers != self.shape.teacher_layers:
             raise ValueError(f"shape.teacher_layers: got {shape.teacher_layers}; this supernet's teacher has "
                              f"{self.shape.teacher_layers}")
-        position = {teacher_layer: j for j, teacher_layer in enumerate(self.shape.layers)}
-        missing = sorted(set(shape.layers) - set(position))
+        missing = sorted(set(shape.layers) - set(self._position))
         if missing:
             raise ValueError(f"shape.layers: teacher layers {missing} are not held by this supernet")
         previous, previous_layers = self.arch, self.layers
         self.arch = shape.arch.replace(num_layers=self.full_arch.num_layers)  # widths only; layers below
         try:
-            state = self._sliced_state([position[i] for i in shape.layers])
+            state = self._sliced_state([self._position[i] for i in shape.layers])
         finally:
             self.arch, self.layers = previous, previous_layers
         model = _model_with(shape.arch, self.hf_config, state)

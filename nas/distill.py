@@ -21,7 +21,7 @@ from typing import Any
 
 from nas.config import RunConfig
 from nas.export import ExportError, save_model
-from nas.run import load_data, load_teacher_net, open_run
+from nas.run import load_data, load_teacher_net, open_run, training_teacher
 from search_spaces import LAYER_POLICIES, Arch, arch_from_hf_config
 from supernet.hf_models import MODEL_CLASS
 from supernet.registry import supernet_class
@@ -78,7 +78,9 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
         # The teacher's own weights under the chosen layer policy: a slice, no supernet involved.
         init = supernet_class(run.teacher_config.model_type)(teacher.body, layers).to(dev)  # type: ignore[arg-type]
         source = f"teacher-slice:{layers}"
-    net, result = train_fixed(arch, init, teacher, data, config.train, run.relation_heads, out / CHECKPOINTS, dev,
+    # `train.loss.kind: lm` trains on next-token loss alone (the teacher-free baseline).
+    teacher_source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
+    net, result = train_fixed(arch, init, teacher_source, data, config.train, run.relation_heads, out / CHECKPOINTS, dev,
                               steps)
     del init, teacher
     save_model(net.extract(arch), config, out)

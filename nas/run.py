@@ -22,6 +22,7 @@ from supernet.hf_models import build_model
 from supernet.losses import check_relation_heads, default_relation_heads
 from supernet.registry import build_supernet, supernet_class
 from supernet.superlm import SuperLM
+from supernet.teacher_cache import CachedTeacher, cache_key
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,16 @@ def load_teacher_net(run: Run, device: torch.device) -> SuperLM:
     net = build_supernet(model, run.space.layer_policy).to(device).eval()
     net.requires_grad_(False)
     return net
+
+
+def training_teacher(run: Run, teacher: SuperLM, data: TokenizedData) -> SuperLM | CachedTeacher:
+    """What training distils from: the teacher itself, or, with `train.teacher_top_k`, the teacher
+    behind its on-disk logit cache (shared by every recipe of the run: train, distill, schedule)."""
+    k = run.config.train.teacher_top_k
+    if k is None:
+        return teacher
+    key = cache_key(run.config.teacher.id, teacher.full_arch, data, k)
+    return CachedTeacher(teacher, data, run.run_dir / "teacher-cache" / key, k)
 
 
 def trained_shape(run: Run, name: str) -> SupernetShape | None:

@@ -13,13 +13,14 @@ import logging
 import torch
 
 from nas.config import RunConfig
-from nas.run import load_data, load_teacher_net, open_run, supernet_shape
+from nas.run import load_data, load_teacher_net, open_run, supernet_shape, training_teacher
 from nas.storage import open_storage
 from search_spaces import SupernetShape
 from supernet.config import TrainConfig
 from supernet.data import TokenizedData
 from supernet.importance import LayerImportance, measure_importance, reorder_by_importance
 from supernet.superlm import SuperLM
+from supernet.teacher_cache import CachedTeacher
 from supernet.train import TrainResult, train_supernet
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def run_train(config: RunConfig, device: str | None = None, subspaces: list[str]
     for sub in chosen:
         supernet = fresh_supernet(teacher, importance, supernet_shape(run, sub))
         # The truncated teacher is the initialisation in every case; what teaches it differs.
-        source = teacher
+        source: SuperLM | CachedTeacher | None = training_teacher(run, teacher, data)
         if teacher_free:
             source = None
         elif chains.get(sub.name):

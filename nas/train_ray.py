@@ -49,7 +49,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from nas.run import load_data, load_teacher_net, open_run, supernet_shape
+    from nas.run import load_data, load_teacher_net, open_run, supernet_shape, training_teacher
     from nas.train import fresh_supernet, teacher_importance
     from supernet.train import Shard, train_supernet
 
@@ -69,7 +69,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(path)) if path is not None else None
         ray.train.report({"step": step, "node": ray.get_runtime_context().get_node_id()}, checkpoint=checkpoint)
 
-    source = None if config.train.loss.kind == "lm" else teacher
+    source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
     train_supernet(supernet, source, sub, data, config.train, run.relation_heads, out_dir, device, progress=False,
                    shard=Shard(ctx.get_world_rank(), ctx.get_world_size()), on_checkpoint=report)
 

@@ -89,6 +89,10 @@ class TrainConfig(StrictConfig):
     device: str = "auto"
     reorder_importance: bool = False
     max_bad_steps: int = Field(default=5, gt=0, description="consecutive NaN/inf steps before training stops")
+    teacher_top_k: int | None = Field(
+        default=None, gt=0, description="decoders: keep the teacher's top-k next-token log-probabilities per token "
+                                        "on disk (run_dir/teacher-cache) so each token costs one teacher forward "
+                                        "over every run, arm and epoch; unset: run the teacher every step")
     loss: LossConfig = LossConfig()
 
     @field_validator("device")

@@ -115,8 +115,11 @@ class TokenizedData:
     fingerprint: str
 
     def batch(self, split: str, indices: Tensor) -> dict[str, Tensor]:
+        """The rows `indices` of a split, with `rows`: their numbers over the train rows followed by
+        the held-out rows (what a per-row cache such as the teacher's logits is keyed by)."""
         data = self.train if split == "train" else self.held_out
-        return {k: v[indices] for k, v in data.items()}
+        offset = 0 if split == "train" else self.train["input_ids"].shape[0]
+        return {**{k: v[indices] for k, v in data.items()}, "rows": indices + offset}
 
     def train_batch(self, step: int, micro: int, grad_accum: int, batch_size: int, seed: int) -> dict[str, Tensor]:
         """The micro-batch `micro` of optimizer step `step`: a fixed walk through seeded

@@ -18,28 +18,38 @@ from supernet.losses import (
     RelationTargets, atkd, forward_kl, hidden_mse, lm_loss, relation_loss, relation_targets, reverse_kl,
 )
 from supernet.superlm import SuperLM
+from supernet.teacher_cache import CachedTeacher
 
 
 @dataclass
 class TeacherTargets:
     """What the teacher contributes to one batch; computed once, shared by every sub-network."""
 
-    relations: RelationTargets
-    logits: Tensor | None  # (B, T, V) decoders, when a logit loss is on
+    relations: RelationTargets | None  # None: a cached teacher with the relation loss off
+    logits: Tensor | None  # (B, T, V) decoders, when a logit loss is on (log-probabilities when cached)
     hidden: Tensor | None  # (B, T, H) when hidden MSE is on
 
 
 @torch.no_grad()
-def teacher_targets(teacher: SuperLM, batch: dict[str, Tensor], loss: LossConfig, relation_heads: int) -> TeacherTargets:
-    """The teacher (a frozen SuperLM at its full shape) on one batch."""
-    decoder = teacher.FAMILY == "decoder"
+def teacher_targets(teacher: SuperLM | CachedTeacher, batch: dict[str, Tensor], loss: LossConfig,
+                    relation_heads: int) -> TeacherTargets:
+    """The teacher (a frozen SuperLM at its full shape) on one batch. A `CachedTeacher` reads its
+    next-token distributions from disk and runs the teacher only for what the cache does not hold
+    (relations when their weight is above 0, hidden states): with logit loss alone, no forward."""
+    cached = isinstance(teacher, CachedTeacher)
+    net = teacher.teacher if isinstance(teacher, CachedTeacher) else teacher
+    decoder = net.FAMILY == "decoder"
     need_logits = decoder and loss.logits != "none"
-    kwargs = {"compute_logits": need_logits} if decoder else {}
-    out = teacher(batch["input_ids"], batch["attention_mask"], capture_layer=loss.relation.teacher_layer, **kwargs)
+    logits = teacher.log_probs(batch) if isinstance(teacher, CachedTeacher) and need_logits else None
+    if cached and loss.relation.weight == 0 and loss.hidden_mse_weight == 0:
+        return TeacherTargets(None, logits, None)
+    kwargs = {"compute_logits": need_logits and not cached} if decoder else {}
+    out = net(batch["input_ids"], batch["attention_mask"], capture_layer=loss.relation.teacher_layer, **kwargs)
     assert out.qkv is not None  # capture_layer was given
     rel = relation_targets(out.qkv, batch["attention_mask"], relation_heads, loss.relation.kind, causal=decoder)
-    return TeacherTargets(rel, out.logits if need_logits else None,
-                          out.hidden if loss.hidden_mse_weight > 0 else None)
+    if not cached and need_logits:
+        logits = out.logits
+    return TeacherTargets(rel, logits, out.hidden if loss.hidden_mse_weight > 0 else None)
 
 
 def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targets: TeacherTargets | None,
@@ -58,10 +68,13 @@ def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targe
     need_logits = decoder and (targets.logits is not None or with_lm_loss)
     kwargs = {"compute_logits": need_logits} if decoder else {}
     mask = batch["attention_mask"]
-    out = supernet(batch["input_ids"], mask, capture_layer=-1, **kwargs)
-    assert out.qkv is not None
-    parts: dict[str, Tensor] = {"relation_kd": relation_loss(out.qkv, targets.relations, relation_heads, loss.relation.kind)}
-    total = loss.relation.weight * parts["relation_kd"]
+    out = supernet(batch["input_ids"], mask, capture_layer=-1 if targets.relations is not None else None, **kwargs)
+    parts: dict[str, Tensor] = {}
+    total = torch.zeros((), device=mask.device)
+    if targets.relations is not None:
+        assert out.qkv is not None
+        parts["relation_kd"] = relation_loss(out.qkv, targets.relations, relation_heads, loss.relation.kind)
+        total = total + loss.relation.weight * parts["relation_kd"]
     if targets.logits is not None and out.logits is not None:
         # Position t predicts token t+1 in both models; compare over real (t, t+1) pairs.
         s, t = out.logits[:, :-1], targets.logits[:, :-1]

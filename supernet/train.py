@@ -28,6 +28,7 @@ from supernet.data import TokenizedData
 from supernet.distill import evaluate, subnet_losses, teacher_targets
 from supernet.faults import maybe_die
 from supernet.superlm import SuperLM
+from supernet.teacher_cache import CachedTeacher
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def step_flops(archs: list[Arch], teacher: Arch | None, batch: int, seq_len: int
     return float(micro_batches * (student + (flops(teacher, batch, seq_len) if teacher is not None else 0)))
 
 
-def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, data: TokenizedData,
+def train_supernet(supernet: SuperLM, teacher: SuperLM | CachedTeacher | None, sub: SubSpace, data: TokenizedData,
                    cfg: TrainConfig, relation_heads: int, out_dir: Path, device: torch.device,
                    progress: bool = True, shard: Shard | None = None,
                    on_checkpoint: Callable[[int, Path | None], None] | None = None) -> TrainResult:
@@ -233,7 +234,7 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | None, sub: SubSpace, da
     return TrainResult(sub.name, cfg.steps, checkpoint, skipped, last_eval, spent)
 
 
-def train_fixed(arch: Arch, init: SuperLM, teacher: SuperLM | None, data: TokenizedData, cfg: TrainConfig,
+def train_fixed(arch: Arch, init: SuperLM, teacher: SuperLM | CachedTeacher | None, data: TokenizedData, cfg: TrainConfig,
                 relation_heads: int, out_dir: Path, device: torch.device, steps: int) -> tuple[SuperLM, TrainResult]:
     """Train the fixed-shape network `arch`, initialised from `init`'s weights (a truncation of
     it), for `steps` steps from `teacher` (None: teacher-free), resumable in `out_dir`. Returns it

@@ -1,0 +1,93 @@
+"""The on-disk teacher logit cache: exact at k = V, each row computed once, torn rows recomputed,
+and a training run through it matches the live teacher's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from supernet.teacher_cache import CachedTeacher, approximation_kl, dense_log_probs, top_k_log_probs
+
+
+def test_the_rebuilt_distribution_is_exact_at_full_k_and_keeps_the_top_k_exactly():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 50) * 3
+    full = torch.log_softmax(logits, -1)
+    torch.testing.assert_close(dense_log_probs(*top_k_log_probs(logits, 50), 50), full, atol=1e-6, rtol=0)
+    values, ids = top_k_log_probs(logits, 8)
+    rebuilt = dense_log_probs(values, ids, 50)
+    torch.testing.assert_close(rebuilt.gather(-1, ids), full.gather(-1, ids))  # the kept ones are exact
+    torch.testing.assert_close(rebuilt.logsumexp(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)  # a distribution
+    errors = [approximation_kl(logits, k) for k in (1, 4, 16, 50)]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 0.1 and errors[-1] < 1e-6
+
+
+@pytest.fixture
+def cached_setup(tmp_path, tiny_decoder_arch):
+    from nas.config import parse_config
+    from nas.run import load_data, load_teacher_net, open_run
+    from conftest import tiny_run_config
+
+    raw = tiny_run_config(tmp_path, tiny_decoder_arch)
+    run = open_run(parse_config(raw))
+    data = load_data(run)
+    teacher = load_teacher_net(run, torch.device("cpu"))
+    return run, data, teacher, tmp_path / "cache"
+
+
+def test_each_row_runs_the_teacher_once_and_a_torn_row_is_recomputed(cached_setup):
+    run, data, teacher, directory = cached_setup
+    vocab = teacher.full_arch.vocab_size
+    cache = CachedTeacher(teacher, data, directory, vocab)
+    batch = data.train_batch(0, 0, 1, 4, seed=0)
+    live = torch.log_softmax(teacher(batch["input_ids"], batch["attention_mask"]).logits, -1)
+    first = cache.log_probs(batch)
+    # fp16 storage: log-probabilities near -10 round to a spacing of 2**-7, so within 2**-8.
+    torch.testing.assert_close(first, live, atol=2**-8, rtol=0)
+    assert cache.computed_rows == 4
+    again = CachedTeacher(teacher, data, directory, vocab)  # a new process reads from disk
+    torch.testing.assert_close(again.log_probs(batch), first, atol=0, rtol=0)
+    assert again.computed_rows == 0
+    # A write torn before the flag: garbage values, flag unset -> recomputed, not trusted.
+    row = int(batch["rows"][1])
+    again.values[row] = np.float16(7.0)
+    again.filled[row] = False
+    torch.testing.assert_close(again.log_probs(batch), first, atol=0, rtol=0)
+    assert again.computed_rows == 1
+    held = data.held_out_batches(2, 1)[0]
+    assert int(held["rows"][0]) == data.train["input_ids"].shape[0]  # held-out rows follow the train rows
+    with pytest.raises(ValueError, match="teacher_top_k: got 0"):
+        CachedTeacher(teacher, data, directory / "other", 0)
+
+
+def test_training_through_the_cache_matches_the_live_teacher_and_fills_only_the_rows_used(tmp_path, tiny_decoder_arch):
+    from nas.config import parse_config
+    from nas.train import run_train
+    from conftest import tiny_run_config
+
+    losses = {}
+    for name, top_k in (("live", None), ("cached", 30522)):
+        raw = tiny_run_config(tmp_path / name, tiny_decoder_arch, steps=3, checkpoint_every=3, eval_every=3,
+                              n_random=0, teacher_top_k=top_k)
+        raw["space"] = {"partitions": 1}
+        raw["train"]["loss"] = {"relation": {"weight": 0.0}, "logits": "forward_kl"}
+        config = parse_config(raw)
+        run_train(config, progress=False)
+        log = [json.loads(line) for line in (Path(config.run_dir) / "supernets" / "full" / "train.jsonl").read_text().splitlines()]
+        losses[name] = [r["logit_kd"] for r in log]
+        if top_k:
+            assert "relation_kd" not in log[0]  # relation weight 0 and a cache: no teacher forward at all
+            from nas.run import load_data, open_run
+
+            data = load_data(open_run(config, save_config=False))
+            n_train, n_held = len(data.train["input_ids"]), len(data.held_out["input_ids"])
+            (directory,) = (Path(config.run_dir) / "teacher-cache").iterdir()
+            filled = np.load(directory / "filled.npy")
+            # 3 steps x 4 distinct train rows; the held-out rows of the eval batches; nothing else.
+            assert filled[:n_train].sum() == 3 * 4
+            assert filled[n_train:].sum() == min(n_held, 4 * config.train.eval_batches)
+    np.testing.assert_allclose(losses["cached"], losses["live"], atol=2e-3)

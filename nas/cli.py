@@ -281,9 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(func=cmd_finetune)
 
     quick = commands.add_parser("quickstart", help="the whole job on the offline defaults",
-                                description="Train the K=3 supernets briefly, search each sub-space, print the "
-                                            "Pareto front, save its plot and export the best student under 1/2.7 "
-                                            "of the teacher's FLOPs. Re-running reuses what is done.")
+                                description="Train the supernets briefly, search each sub-space, print the "
+                                            "Pareto front, save its plot and export the best student under the "
+                                            "budget (1/2.7 of the teacher's FLOPs for encoders, 1/2 for decoders, "
+                                            "whose student is then distilled on its own and shown continuing a "
+                                            "few prompts). Re-running reuses what is done.")
     quick.add_argument("--family", choices=["encoder", "decoder"], default="encoder")
     quick.add_argument("--out", help="run directory (default runs/quickstart-FAMILY)")
     quick.add_argument("--no-progress", action="store_true")
@@ -348,15 +350,28 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     from nas.quickstart import quickstart
 
     if args.family == "decoder":
-        print("quickstart (decoder): SmolLM2-135M on 2 CPU cores takes 10-15 minutes; the encoder default "
-              "takes about 5.", file=sys.stderr)
+        print("quickstart (decoder): SmolLM2-135M on 2 CPU cores takes about 25 minutes (supernet, search, then "
+              "300 steps of distillation of the chosen student); the encoder default takes about 5.", file=sys.stderr)
     r = quickstart(args.family, Path(args.out) if args.out else None, progress=not args.no_progress)
     run_dir = Path(r.config.run_dir)
     print(f"\nPareto front ({len(r.front)} students):\n{r.front_table}\n")
     if r.student_point is not None:
         obj = r.student_point.objectives
+        ratio = r.config.student.budget_ratio
         print(f"exported student {r.student_point.arch_id} (trial {r.student_point.trial_id}, flops {obj['flops']:.3g} "
-              f"<= {r.budget_flops:.3g} = teacher / 2.7) to {r.student}")
+              f"<= {r.budget_flops:.3g} = teacher / {ratio:g}) to {r.student}")
+        if r.config.student.distill_steps:
+            print(f"  then distilled on its own for {r.config.student.distill_steps} steps (nas distill)")
+    if r.export_parity is not None:
+        print(f"export check: supernet sub-network and exported model continue the prompts with "
+              f"{'the same' if r.export_parity else 'DIFFERENT'} greedy tokens")
+    for model, texts in r.samples.items():
+        print(f"\n{model} continues (greedy):")
+        for prompt, text in texts.items():
+            print(f"  {prompt!r} -> {text!r}")
+    if r.stage_seconds:
+        print("\nwall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in r.stage_seconds.items())
+              + f" (total {sum(r.stage_seconds.values()) / 60:.1f} min)")
     print(f"""
 run directory   {run_dir}
   config        {r.config_path}

@@ -125,6 +125,15 @@ class RayConfig(StrictConfig):
     max_failures: int = Field(default=2, ge=0, description="worker-group restarts Ray Train allows per supernet")
 
 
+class StudentConfig(StrictConfig):
+    """The student `nas quickstart` hands over: the best searched one under the teacher's FLOPs
+    divided by `budget_ratio`, then distilled on its own for `distill_steps` (`nas distill`; 0
+    hands over the supernet's weights as they are)."""
+
+    budget_ratio: float = Field(default=2.7, gt=1.0, description="FLOPs budget = teacher FLOPs / this")
+    distill_steps: int = Field(default=0, ge=0, description="continued distillation of the chosen student")
+
+
 class RunConfig(StrictConfig):
     run_dir: str = "runs/default"
     teacher: TeacherConfig
@@ -135,6 +144,7 @@ class RunConfig(StrictConfig):
     storage: str | None = Field(default=None, description="Optuna storage URL; default sqlite:///<run_dir>/study.db")
     ray: RayConfig = RayConfig()
     assistants: AssistantConfig = AssistantConfig()
+    student: StudentConfig = StudentConfig()
 
     @property
     def storage_url(self) -> str:

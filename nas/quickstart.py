@@ -1,34 +1,46 @@
 """`nas quickstart`: the whole job on the offline defaults, in one command.
 
 It writes the run config (the packaged default for the family, with its run directory), trains
-the K=3 supernets briefly, searches each sub-space, queries the Pareto front, saves its plot, and
-exports the best student under the default budget (1/2.7 of the teacher's FLOPs, AutoDistil's
-headline ratio). Running it again reuses what is done: training resumes or is a no-op, the search
-continues up to its trial count, and an export of the same trial is kept.
+the supernets briefly, searches each sub-space, queries the Pareto front, saves its plot, and
+exports the best student under the config's budget (`student.budget_ratio`: 1/2.7 of the
+teacher's FLOPs for encoders, AutoDistil's headline ratio; 1/2 for decoders). With
+`student.distill_steps` (the decoder default) the chosen student is then distilled on its own
+(`nas distill`), since a few supernet steps leave a decoder that cannot yet write a sentence; for
+decoders the greedy continuations of a few prompts by the teacher and the student are shown, and
+export is checked the way a user would: the supernet's sub-network and the exported model
+continue the prompts with the same tokens. Running it again reuses what is done: training
+resumes or is a no-op, the search continues up to its trial count, an export of the same trial
+and a finished distillation are kept. Each stage's wall time is recorded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 import yaml
 
 import nas
 from nas.config import RunConfig, dump_config, parse_config
+from nas.distill import distill
 from nas.export import ExportError, best_under, export
+from nas.generation import PROMPTS, continuations, greedy_model, greedy_supernet
 from nas.pareto import Point, format_front, load_points, pareto_front, plot_front
 from nas.search import run_search, study_name
 from nas.train import run_train
-from nas.run import open_run
-from search_spaces import flops
+from nas.run import load_trained_supernet, open_run
+from search_spaces import Arch, flops
+from supernet import teachers
+from supernet.hf_models import MODEL_CLASS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIGS = {"encoder": "encoder-minilm.yaml", "decoder": "decoder-smollm2.yaml"}
-BUDGET_RATIO = 2.7
 
 
 @dataclass
@@ -41,6 +53,9 @@ class QuickstartResult:
     student: Path | None
     student_point: Point | None
     budget_flops: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, dict[str, str]] = field(default_factory=dict)  # decoders: model -> prompt -> text
+    export_parity: bool | None = None  # decoders: supernet and exported model generate the same tokens
 
 
 def default_config(family: str, out: Path | None) -> dict:
@@ -61,8 +76,19 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(dump_config(config))
 
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 1)
+        clock = now
+
     run_train(config, progress=progress)
+    lap("train supernets")
     run_search(config, progress=progress)
+    lap("search")
 
     run = open_run(config, save_config=False)
     studies = [study_name(config, sub) for sub in run.space.subspaces]
@@ -72,16 +98,54 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
     plot = run_dir / "front.png"
     plot_front(points, front, objectives, plot)
 
-    budget = flops(run.space.teacher, config.search.batch_size, config.search.seq_len) / BUDGET_RATIO
-    student_dir, chosen = run_dir / "student", None
+    budget = flops(run.space.teacher, config.search.batch_size, config.search.seq_len) / config.student.budget_ratio
+    distilled = config.student.distill_steps > 0
+    student_dir = run_dir / "student"
+    searched_dir = run_dir / "searched-student" if distilled else student_dir
+    chosen = None
     try:
         chosen = best_under(config.storage_url, ("flops", budget), studies)
     except ExportError as err:
         log.warning("no student exported: %s", err)
-    if chosen is not None:
-        existing = student_dir / "distilnas.json"
-        same = existing.is_file() and json.loads(existing.read_text()).get("trial_id") == chosen.trial_id
-        if not same:
-            export(config.storage_url, student_dir, trial_id=chosen.trial_id, force=True)
-    return QuickstartResult(config, config_path, front, format_front(front, objectives, "table"), plot,
-                            student_dir if chosen else None, chosen, budget)
+    result = QuickstartResult(config, config_path, front, format_front(front, objectives, "table"), plot,
+                              student_dir if chosen else None, chosen, budget, seconds)
+    if chosen is None:
+        return result
+    existing = searched_dir / "distilnas.json"
+    same = existing.is_file() and json.loads(existing.read_text()).get("trial_id") == chosen.trial_id
+    if not same:
+        export(config.storage_url, searched_dir, trial_id=chosen.trial_id, force=True)
+    lap("export")
+    if run.space.teacher.family == "decoder":
+        result.export_parity = export_matches_supernet(run, chosen, searched_dir)
+    if distilled:
+        record = student_dir / "distilnas.json"
+        done = record.is_file() and json.loads(record.read_text()).get("steps") == config.student.distill_steps \
+            and json.loads(record.read_text()).get("source") == f"student:{searched_dir}"
+        if not done:
+            distill(config, student_dir, config.student.distill_steps, student=searched_dir, force=True)
+        lap("distill student")
+    if run.space.teacher.family == "decoder":
+        tc = config.teacher
+        tokenizer = teachers.load_tokenizer(tc.id, tc.revision, tc.trust_remote_code)
+        result.samples = {
+            "teacher": continuations(teachers.load_teacher(tc.id, tc.revision, tc.trust_remote_code), tokenizer),
+            "student": continuations(MODEL_CLASS["decoder"].from_pretrained(student_dir), tokenizer),
+        }
+        lap("samples")
+    return result
+
+
+def export_matches_supernet(run, chosen: Point, exported: Path, new_tokens: int = 12) -> bool:
+    """Greedy tokens of the supernet's sub-network and of the exported model agree on every prompt."""
+    supernet, _ = load_trained_supernet(run, chosen.subspace, torch.device("cpu"))
+    model = MODEL_CLASS["decoder"].from_pretrained(exported).eval()
+    tokenizer = teachers.load_tokenizer(run.config.teacher.id, run.config.teacher.revision,
+                                        run.config.teacher.trust_remote_code)
+    arch, eos = Arch.from_dict(chosen.arch), tokenizer.eos_token_id
+    for prompt in PROMPTS:
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        if greedy_supernet(supernet, arch, ids, new_tokens, eos) != greedy_model(model, ids, new_tokens, eos):
+            log.warning("export check: the exported model continues %r differently from the supernet", prompt)
+            return False
+    return True

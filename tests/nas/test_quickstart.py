@@ -31,3 +31,39 @@ def test_quickstart_runs_and_reuses(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert (tmp_path / "qs" / "student" / "model.safetensors").stat().st_mtime_ns == before  # reused, not redone
+
+
+@pytest.mark.slow
+def test_decoder_quickstart_distils_the_chosen_student_and_its_export_generates_like_the_supernet(tmp_path):
+    import json
+
+    import torch
+
+    from conftest import TINY_DECODER
+    from nas.quickstart import export_matches_supernet, quickstart
+    from nas.run import open_run
+    from nas.config import load_config
+    from supernet.hf_models import MODEL_CLASS
+
+    raw = tiny_run_config(tmp_path, TINY_DECODER, steps=2, teacher_top_k=16,
+                          loss={"relation": {"weight": 0.0}, "logits": "forward_kl"})
+    raw["run_dir"] = str(tmp_path / "qs")
+    raw["space"] = {"partitions": 1}
+    raw["search"] = {"trials": 3, "seq_len": 16, "eval_batches": 2, "objectives": ["lm_loss", "flops"]}
+    raw["student"] = {"budget_ratio": 1.2, "distill_steps": 2}
+    (tmp_path / "qs").mkdir()
+    (tmp_path / "qs" / "config.yaml").write_text(yaml.safe_dump(raw))
+    result = quickstart("decoder", tmp_path / "qs", progress=False)
+    assert result.student_point is not None and result.export_parity is True
+    record = json.loads((tmp_path / "qs" / "student" / "distilnas.json").read_text())
+    assert record["steps"] == 2 and record["source"] == f"student:{tmp_path / 'qs' / 'searched-student'}"
+    assert set(result.samples) == {"teacher", "student"} and len(result.samples["student"]) == 3
+    assert {"train supernets", "search", "export", "distill student", "samples"} <= set(result.stage_seconds)
+    # The check can fail: a corrupted export generates differently from the supernet.
+    searched = tmp_path / "qs" / "searched-student"
+    model = MODEL_CLASS["decoder"].from_pretrained(searched)
+    with torch.no_grad():
+        model.model.layers[-1].mlp.down_proj.weight.mul_(-50.0)
+    model.save_pretrained(searched)
+    run = open_run(load_config(tmp_path / "qs" / "config.yaml"), save_config=False)
+    assert export_matches_supernet(run, result.student_point, searched) is False

@@ -1,0 +1,327 @@
+"""Decoder students from SmolLM2-135M: the engine's searched student against layer-drop trained
+without a teacher and a uniform shrink, at equal training FLOPs, on held-out text, over seeds.
+
+Stage 1 is `nas quickstart --family decoder` itself (timed): one supernet over the derived space,
+trained on cached top-64 teacher distributions, a search of next-token loss under half the
+teacher's FLOPs, the chosen student exported (export checked by greedy generation against the
+supernet) and distilled on its own. The searched architectures of this benchmark are the best
+trials of that search under each budget.
+
+Budgets: 1/2 and 1/4 of the teacher's FLOPs at 1 x 64 tokens. Arms, each trained for the same
+training FLOPs as the engine counts them (3x the student's forward per token, plus the teacher's
+forward when distilling; the teacher-free arms therefore get more steps):
+- searched_kl / searched_atkd / searched_rel_atkd: the searched architecture from the supernet's
+  weights, distilled (`nas distill --student`) with forward KL, ATKD, or relation KD + ATKD
+  (the loss arms at 1/2 only);
+- first / every_other: the teacher's first N layers, or every other layer, at full width, N the
+  most that fit, trained on next-token loss without a teacher (Jha et al. 2023); at 1/4 only one
+  layer fits, so the two are the same network and only `first` runs;
+- uniform: the member within 5% below the budget whose depth, width and FFN ratios to the teacher
+  are most nearly equal, from the teacher's slice (uniform layer policy), distilled with forward KL.
+Seeds change the order of the training rows. Not equalised: the searched arms also had the
+supernet's training (its FLOPs are reported), and they were chosen on the held-out rows the
+search scores (never the test rows below).
+
+Test text: the run's held-out rows (never trained on) after the first 64, which the search and
+the training's evaluation read: --test-rows rows of 64 tokens of movie reviews. Reported: test
+perplexity, top-1 agreement with the teacher's next token, and the teacher's own perplexity;
+the top-k cache's error against full logits (KL(full || rebuilt), nats per token).
+
+Pass rule, fixed before the run: at 1/2, the searched student's (forward KL) perplexity within
+2x the teacher's, and ahead of first, every_other and uniform with the 95% t-interval of the
+paired log-perplexity difference (over seeds) below zero.
+
+Resumable: every finished (budget, arm, seed) is kept in WORK/results.json; the results JSON in
+benchmarks/results/ is rewritten after each.
+
+    python benchmarks/decoder_students.py [--work runs/bench-decoder] [--seeds 3] [--steps 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+BUDGETS = (2, 4)
+LOSSES = {
+    "kl": {"relation": {"weight": 0.0}, "logits": "forward_kl"},
+    "atkd": {"relation": {"weight": 0.0}, "logits": "atkd"},
+    "rel_atkd": {"relation": {"weight": 1.0}, "logits": "atkd"},
+    "lm": {"kind": "lm", "relation": {"weight": 0.0}},
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def uniformity(arch: Any, teacher: Any) -> float:
+    """Spread of the log-ratios of depth, width and FFN to the teacher's (0 = a uniform shrink)."""
+    ratios = [math.log(arch.num_layers / teacher.num_layers), math.log(arch.hidden_size / teacher.hidden_size),
+              math.log(arch.intermediate_size / teacher.intermediate_size)]
+    mean = sum(ratios) / 3
+    return sum((r - mean) ** 2 for r in ratios)
+
+
+def t_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of paired differences."""
+    from scipy import stats
+
+    mean = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-decoder"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100, help="distillation steps of a distilled 1/2 arm; "
+                                                               "sets the FLOPs every arm of a budget gets")
+    parser.add_argument("--test-rows", type=int, default=128)
+    parser.add_argument("--budgets", default="2,4", help="budget ratios (teacher FLOPs / budget); the first gets "
+                                                         "the loss arms and the pass rule")
+    args = parser.parse_args()
+    global BUDGETS
+    BUDGETS = tuple(float(x) if "." in x else int(x) for x in args.budgets.split(","))
+
+    import torch
+
+    from nas.config import parse_config
+    from nas.distill import distill
+    from nas.export import ExportError, best_under, export
+    from nas.quickstart import quickstart
+    from nas.run import load_data, open_run
+    from nas.search import run_search, study_name
+    from search_spaces import Arch, flops, layer_indices
+    from supernet.hf_models import MODEL_CLASS
+    from supernet.teacher_cache import approximation_kl
+    from supernet.teachers import load_teacher
+    from supernet.train import step_flops
+
+    torch.manual_seed(0)
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    done_path = work / "results.json"
+    state: dict[str, Any] = json.loads(done_path.read_text()) if done_path.is_file() else {"runs": {}}
+    out_json = RESULTS / "decoder_students.json"
+
+    def save() -> None:
+        done_path.write_text(json.dumps(state, indent=2))
+        RESULTS.mkdir(exist_ok=True)
+        report = {"benchmark": "decoder_students", "args": vars(args) | {"work": str(work)},
+                  "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", **state,
+                  "summary": summarise(state)}
+        out_json.write_text(json.dumps(report, indent=2, default=str))
+
+    # -- stage 1: the quickstart, timed ---------------------------------------------------
+    qs_dir = work / "quickstart"
+    if "quickstart" not in state:
+        s = time.perf_counter()
+        qs = quickstart("decoder", qs_dir, progress=False)
+        state["quickstart"] = {
+            "wall_s": time.perf_counter() - s, "stage_seconds": qs.stage_seconds, "front_size": len(qs.front),
+            "chosen": qs.student_point.arch if qs.student_point else None,
+            "chosen_objectives": qs.student_point.objectives if qs.student_point else None,
+            "export_parity": qs.export_parity, "samples": qs.samples, "budget_flops": qs.budget_flops,
+        }
+        save()
+        log(f"quickstart: {state['quickstart']['wall_s'] / 60:.1f} min, export parity {qs.export_parity}")
+    config = parse_config(json.loads(json.dumps(__import__("yaml").safe_load((qs_dir / "config.yaml").read_text()))))
+    run = open_run(config, save_config=False)
+    teacher_arch = run.space.teacher
+    seq_len = config.data.seq_len
+    cost = lambda a: flops(a, 1, seq_len)  # noqa: E731
+    data = load_data(run)
+
+    # -- stage 2: the teacher on the test rows, and the cache's error ---------------------
+    skip = max(config.search.eval_batches, config.train.eval_batches) * config.train.batch_size
+    n_held = data.held_out["input_ids"].shape[0]
+    if n_held <= skip:
+        raise SystemExit(f"data: {n_held} held-out rows, the first {skip} of which the search reads; none to test on")
+    test_rows = torch.arange(skip, min(n_held, skip + args.test_rows))
+    test = data.batch("held_out", test_rows)
+    teacher_model = load_teacher(config.teacher.id).eval()
+
+    @torch.no_grad()
+    def score(model: Any, reference: torch.Tensor | None) -> tuple[float, float, torch.Tensor]:
+        """(perplexity, top-1 agreement with `reference`, argmax tokens) over the test rows."""
+        nll, agree, count, tops = 0.0, 0, 0, []
+        for lo in range(0, len(test_rows), 16):
+            ids = test["input_ids"][lo:lo + 16]
+            logits = model(input_ids=ids).logits[:, :-1].float()
+            nll += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                           ids[:, 1:].reshape(-1), reduction="sum"))
+            top = logits.argmax(-1)
+            tops.append(top)
+            if reference is not None:
+                agree += int((top == reference[lo:lo + 16]).sum())
+            count += top.numel()
+        return math.exp(nll / count), agree / count, torch.cat(tops)
+
+    if "teacher" not in state:
+        ppl, _, _ = score(teacher_model, None)
+        with torch.no_grad():
+            logits = teacher_model(input_ids=test["input_ids"][:16]).logits
+        state["teacher"] = {"ppl": ppl, "test_rows": len(test_rows), "test_tokens": len(test_rows) * (seq_len - 1),
+                            "cache_top_k": config.train.teacher_top_k,
+                            "cache_kl_nats": {k: approximation_kl(logits, k) for k in (16, 64, 256, 1024)}}
+        save()
+    _, _, teacher_top = score(teacher_model, None)
+    log(f"teacher: test perplexity {state['teacher']['ppl']:.2f}; cache error {state['teacher']['cache_kl_nats']}")
+    del teacher_model
+
+    # -- the architectures of each budget --------------------------------------------------
+    studies = [study_name(config, sub) for sub in run.space.subspaces]
+    archs: dict[str, dict[str, Any]] = {}
+    for ratio in BUDGETS:
+        budget = cost(teacher_arch) / ratio
+        storage = config.storage_url
+        try:  # the quickstart searched under its student.budget_ratio (1/2)
+            point = best_under(storage, ("flops", budget), studies)
+        except ExportError:  # otherwise a search of its supernet under this budget
+            storage = f"sqlite:///{work / f'search-1-{ratio}.db'}"
+            raw = json.loads(json.dumps(config.model_dump(mode="json", by_alias=True)))
+            raw["storage"], raw["search"]["budgets"] = storage, {"flops": budget}
+            s = time.perf_counter()
+            run_search(parse_config(raw), progress=False)
+            state.setdefault("search_wall_s", {}).setdefault(f"1/{ratio}", time.perf_counter() - s)
+            point = best_under(storage, ("flops", budget), studies)
+        searched_dir = work / f"searched-1-{ratio}"
+        if not (searched_dir / "distilnas.json").is_file():
+            export(storage, searched_dir, trial_id=point.trial_id, force=True)
+        fit = max(n for n in range(1, teacher_arch.num_layers + 1) if cost(teacher_arch.replace(num_layers=n)) <= budget)
+        near = [a for a in run.space if 0.95 * budget <= cost(a) <= budget]
+        uniform = min(near, key=lambda a: uniformity(a, teacher_arch)) if near else None
+        archs[f"1/{ratio}"] = {"budget": budget, "searched": Arch.from_dict(point.arch), "searched_dir": searched_dir,
+                               "layer_drop": teacher_arch.replace(num_layers=fit), "uniform": uniform,
+                               "searched_trial": point.trial_id}
+        state.setdefault("archs", {})[f"1/{ratio}"] = {
+            "budget_flops": budget, "searched": point.arch, "searched_flops": cost(Arch.from_dict(point.arch)),
+            "searched_proxy_lm_loss": point.objectives.get("lm_loss"), "layer_drop_layers": fit,
+            "layer_drop_flops": cost(teacher_arch.replace(num_layers=fit)),
+            "first_layers": layer_indices("first", fit, teacher_arch.num_layers),
+            "every_other_layers": layer_indices("every_other", fit, teacher_arch.num_layers),
+            "uniform": uniform.to_dict() if uniform else None, "uniform_flops": cost(uniform) if uniform else None}
+    state["supernet_train_flops"] = supernet_flops(run)
+    save()
+
+    def arms(ratio: int) -> list[tuple[str, Arch, str, str | None]]:
+        """(arm, architecture, loss, layer policy or None for the searched student's weights)."""
+        a = archs[f"1/{ratio}"]
+        out = [("searched_kl", a["searched"], "kl", None)]
+        if ratio == BUDGETS[0]:
+            out += [("searched_atkd", a["searched"], "atkd", None), ("searched_rel_atkd", a["searched"], "rel_atkd", None)]
+        out += [("first", a["layer_drop"], "lm", "first")]
+        if a["layer_drop"].num_layers > 1:
+            out += [("every_other", a["layer_drop"], "lm", "every_other")]
+        if a["uniform"] is not None:
+            out += [("uniform", a["uniform"], "kl", "uniform")]
+        return out
+
+    batch = config.train.batch_size
+    for seed in range(args.seeds):
+        for ratio in BUDGETS:
+            a = archs[f"1/{ratio}"]
+            # The FLOPs every arm of this budget gets: --steps distilled steps of a student at the budget.
+            flops_budget = args.steps * batch * (3 * a["budget"] + cost(teacher_arch))
+            for arm, arch, loss, layers in arms(ratio):
+                key = f"1/{ratio}/{arm}/{seed}"
+                if key in state["runs"]:
+                    continue
+                teacher = None if loss == "lm" else teacher_arch
+                steps = max(1, round(flops_budget / step_flops([arch], teacher, batch, seq_len, 1)))
+                raw = json.loads(json.dumps(config.model_dump(mode="json", by_alias=True)))
+                raw["train"]["seed"] = seed
+                raw["train"]["loss"] = {**raw["train"]["loss"], **LOSSES[loss]}
+                arm_config = parse_config(raw)
+                out = work / "arms" / f"1-{ratio}" / arm / f"seed{seed}"
+                s = time.perf_counter()
+                if layers is None:
+                    result = distill(arm_config, out, steps, student=a["searched_dir"], force=True)
+                else:
+                    result = distill(arm_config, out, steps, arch=arch, layers=layers, force=True)
+                wall = time.perf_counter() - s
+                model = MODEL_CLASS["decoder"].from_pretrained(out).eval()
+                ppl, agree, _ = score(model, teacher_top)
+                state["runs"][key] = {"ppl": ppl, "agree": agree, "steps": steps, "train_flops": result.train_flops,
+                                      "flops": cost(arch), "arch": arch.id, "wall_s": wall}
+                save()
+                log(f"{key}: ppl {ppl:.2f}, agreement {agree:.3f}, {steps} steps, {wall / 60:.1f} min")
+    state["wall_s_this_session"] = time.perf_counter() - t0
+    save()
+    print(table(summarise(state)))
+
+
+def supernet_flops(run: Any) -> float:
+    from supernet.checkpoint import latest_state
+
+    total = 0.0
+    for sub in run.space.subspaces:
+        st = latest_state(run.supernet_dir(sub.name))
+        total += float(st.get("train_flops", 0.0)) if st else 0.0
+    return total
+
+
+def summarise(state: dict[str, Any]) -> dict[str, Any]:
+    runs = state.get("runs", {})
+    teacher_ppl = state.get("teacher", {}).get("ppl")
+    out: dict[str, Any] = {}
+    for ratio in BUDGETS:
+        prefix = f"1/{ratio}/"
+        by_arm: dict[str, dict[int, dict[str, Any]]] = {}
+        for key, r in runs.items():
+            if key.startswith(prefix):
+                _, _, arm, seed = key.split("/")
+                by_arm.setdefault(arm, {})[int(seed)] = r
+        rows = {}
+        for arm, seeds in by_arm.items():
+            ppls = [r["ppl"] for r in seeds.values()]
+            agrees = [r["agree"] for r in seeds.values()]
+            rows[arm] = {"seeds": len(ppls), "ppl_mean": statistics.mean(ppls),
+                         "ppl_std": statistics.stdev(ppls) if len(ppls) > 1 else 0.0,
+                         "agree_mean": statistics.mean(agrees),
+                         "ppl_over_teacher": statistics.mean(ppls) / teacher_ppl if teacher_ppl else None}
+        diffs = {}
+        engine = by_arm.get("searched_kl", {})
+        for arm, seeds in by_arm.items():
+            if arm == "searched_kl":
+                continue
+            paired = [math.log(engine[s]["ppl"]) - math.log(seeds[s]["ppl"]) for s in seeds if s in engine]
+            if paired:
+                mean, lo, hi = t_interval(paired)
+                diffs[arm] = {"log_ppl_diff": mean, "ci95": [lo, hi], "pairs": len(paired)}
+        out[f"1/{ratio}"] = {"arms": rows, "searched_kl_minus": diffs}
+    half = out.get(f"1/{BUDGETS[0]}", {})
+    kl = half.get("arms", {}).get("searched_kl")
+    baselines = [b for b in ("first", "every_other", "uniform") if b in half.get("searched_kl_minus", {})]
+    out["pass"] = bool(kl and teacher_ppl and kl["ppl_mean"] <= 2 * teacher_ppl and len(baselines) == 3 and all(
+        half["searched_kl_minus"][b]["ci95"][1] < 0 for b in baselines))
+    return out
+
+
+def table(summary: dict[str, Any]) -> str:
+    lines = ["| budget | arm | seeds | test perplexity (mean +- std) | x teacher | top-1 agreement | "
+             "searched_kl - arm, log ppl [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for ratio in BUDGETS:
+        part = summary.get(f"1/{ratio}", {})
+        for arm, r in part.get("arms", {}).items():
+            d = part.get("searched_kl_minus", {}).get(arm)
+            diff = f"{d['log_ppl_diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else ""
+            lines.append(f"| 1/{ratio} | {arm} | {r['seeds']} | {r['ppl_mean']:.1f} +- {r['ppl_std']:.1f} | "
+                         f"{r['ppl_over_teacher']:.2f} | {r['agree_mean']:.3f} | {diff} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -48,7 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from evidence import log, save_results, t_interval, uniformity
+
 BUDGETS = (2, 4)
 LOSSES = {
     "kl": {"relation": {"weight": 0.0}, "logits": "forward_kl"},
@@ -58,27 +59,10 @@ LOSSES = {
 }
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def uniformity(arch: Any, teacher: Any) -> float:
-    """Spread of the log-ratios of depth, width and FFN to the teacher's (0 = a uniform shrink)."""
-    ratios = [math.log(arch.num_layers / teacher.num_layers), math.log(arch.hidden_size / teacher.hidden_size),
-              math.log(arch.intermediate_size / teacher.intermediate_size)]
-    mean = sum(ratios) / 3
-    return sum((r - mean) ** 2 for r in ratios)
 
 
-def t_interval(diffs: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of paired differences."""
-    from scipy import stats
-
-    mean = statistics.mean(diffs)
-    if len(diffs) < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
 
 
 def main() -> None:
@@ -101,7 +85,7 @@ def main() -> None:
     from nas.export import ExportError, best_under, export
     from nas.quickstart import quickstart
     from nas.run import load_data, open_run
-    from nas.search import run_search, study_name
+    from nas.search.study import run_search, study_name
     from search_spaces import Arch, flops, layer_indices
     from supernet.hf_models import MODEL_CLASS
     from supernet.teacher_cache import approximation_kl
@@ -114,15 +98,14 @@ def main() -> None:
     t0 = time.perf_counter()
     done_path = work / "results.json"
     state: dict[str, Any] = json.loads(done_path.read_text()) if done_path.is_file() else {"runs": {}}
-    out_json = RESULTS / "decoder_students.json"
+    out_name = "decoder_students"
 
     def save() -> None:
         done_path.write_text(json.dumps(state, indent=2))
-        RESULTS.mkdir(exist_ok=True)
         report = {"benchmark": "decoder_students", "args": vars(args) | {"work": str(work)},
                   "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", **state,
                   "summary": summarise(state)}
-        out_json.write_text(json.dumps(report, indent=2, default=str))
+        save_results(out_name, report)
 
     # -- stage 1: the quickstart, timed ---------------------------------------------------
     qs_dir = work / "quickstart"
@@ -200,19 +183,30 @@ def main() -> None:
         searched_dir = work / f"searched-1-{ratio}"
         if not (searched_dir / "distilnas.json").is_file():
             export(storage, searched_dir, trial_id=point.trial_id, force=True)
-        fit = max(n for n in range(1, teacher_arch.num_layers + 1) if cost(teacher_arch.replace(num_layers=n)) <= budget)
+        depths = range(1, teacher_arch.num_layers + 1)
+        fit = max(n for n in depths if cost(teacher_arch.replace(num_layers=n)) <= budget)
         near = [a for a in run.space if 0.95 * budget <= cost(a) <= budget]
         uniform = min(near, key=lambda a: uniformity(a, teacher_arch)) if near else None
-        archs[f"1/{ratio}"] = {"budget": budget, "searched": Arch.from_dict(point.arch), "searched_dir": searched_dir,
-                               "layer_drop": teacher_arch.replace(num_layers=fit), "uniform": uniform,
-                               "searched_trial": point.trial_id}
+        archs[f"1/{ratio}"] = {
+            "budget": budget,
+            "searched": Arch.from_dict(point.arch),
+            "searched_dir": searched_dir,
+            "layer_drop": teacher_arch.replace(num_layers=fit),
+            "uniform": uniform,
+            "searched_trial": point.trial_id,
+        }
         state.setdefault("archs", {})[f"1/{ratio}"] = {
-            "budget_flops": budget, "searched": point.arch, "searched_flops": cost(Arch.from_dict(point.arch)),
-            "searched_proxy_lm_loss": point.objectives.get("lm_loss"), "layer_drop_layers": fit,
+            "budget_flops": budget,
+            "searched": point.arch,
+            "searched_flops": cost(Arch.from_dict(point.arch)),
+            "searched_proxy_lm_loss": point.objectives.get("lm_loss"),
+            "layer_drop_layers": fit,
             "layer_drop_flops": cost(teacher_arch.replace(num_layers=fit)),
             "first_layers": layer_indices("first", fit, teacher_arch.num_layers),
             "every_other_layers": layer_indices("every_other", fit, teacher_arch.num_layers),
-            "uniform": uniform.to_dict() if uniform else None, "uniform_flops": cost(uniform) if uniform else None}
+            "uniform": uniform.to_dict() if uniform else None,
+            "uniform_flops": cost(uniform) if uniform else None,
+        }
     state["supernet_train_flops"] = supernet_flops(run)
     save()
 
@@ -221,7 +215,10 @@ def main() -> None:
         a = archs[f"1/{ratio}"]
         out = [("searched_kl", a["searched"], "kl", None)]
         if ratio == BUDGETS[0]:
-            out += [("searched_atkd", a["searched"], "atkd", None), ("searched_rel_atkd", a["searched"], "rel_atkd", None)]
+            out += [
+                ("searched_atkd", a["searched"], "atkd", None),
+                ("searched_rel_atkd", a["searched"], "rel_atkd", None),
+            ]
         out += [("first", a["layer_drop"], "lm", "first")]
         if a["layer_drop"].num_layers > 1:
             out += [("every_other", a["layer_drop"], "lm", "every_other")]
@@ -254,8 +251,15 @@ def main() -> None:
                 wall = time.perf_counter() - s
                 model = MODEL_CLASS["decoder"].from_pretrained(out).eval()
                 ppl, agree, _ = score(model, teacher_top)
-                state["runs"][key] = {"ppl": ppl, "agree": agree, "steps": steps, "train_flops": result.train_flops,
-                                      "flops": cost(arch), "arch": arch.id, "wall_s": wall}
+                state["runs"][key] = {
+                    "ppl": ppl,
+                    "agree": agree,
+                    "steps": steps,
+                    "train_flops": result.train_flops,
+                    "flops": cost(arch),
+                    "arch": arch.id,
+                    "wall_s": wall,
+                }
                 save()
                 log(f"{key}: ppl {ppl:.2f}, agreement {agree:.3f}, {steps} steps, {wall / 60:.1f} min")
     state["wall_s_this_session"] = time.perf_counter() - t0
@@ -288,10 +292,13 @@ def summarise(state: dict[str, Any]) -> dict[str, Any]:
         for arm, seeds in by_arm.items():
             ppls = [r["ppl"] for r in seeds.values()]
             agrees = [r["agree"] for r in seeds.values()]
-            rows[arm] = {"seeds": len(ppls), "ppl_mean": statistics.mean(ppls),
-                         "ppl_std": statistics.stdev(ppls) if len(ppls) > 1 else 0.0,
-                         "agree_mean": statistics.mean(agrees),
-                         "ppl_over_teacher": statistics.mean(ppls) / teacher_ppl if teacher_ppl else None}
+            rows[arm] = {
+                "seeds": len(ppls),
+                "ppl_mean": statistics.mean(ppls),
+                "ppl_std": statistics.stdev(ppls) if len(ppls) > 1 else 0.0,
+                "agree_mean": statistics.mean(agrees),
+                "ppl_over_teacher": statistics.mean(ppls) / teacher_ppl if teacher_ppl else None,
+            }
         diffs = {}
         engine = by_arm.get("searched_kl", {})
         for arm, seeds in by_arm.items():
@@ -305,21 +312,31 @@ def summarise(state: dict[str, Any]) -> dict[str, Any]:
     half = out.get(f"1/{BUDGETS[0]}", {})
     kl = half.get("arms", {}).get("searched_kl")
     baselines = [b for b in ("first", "every_other", "uniform") if b in half.get("searched_kl_minus", {})]
-    out["pass"] = bool(kl and teacher_ppl and kl["ppl_mean"] <= 2 * teacher_ppl and len(baselines) == 3 and all(
-        half["searched_kl_minus"][b]["ci95"][1] < 0 for b in baselines))
+    out["pass"] = bool(
+        kl
+        and teacher_ppl
+        and kl["ppl_mean"] <= 2 * teacher_ppl
+        and len(baselines) == 3
+        and all(half["searched_kl_minus"][b]["ci95"][1] < 0 for b in baselines)
+    )
     return out
 
 
 def table(summary: dict[str, Any]) -> str:
-    lines = ["| budget | arm | seeds | test perplexity (mean +- std) | x teacher | top-1 agreement | "
-             "searched_kl - arm, log ppl [95% CI] |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| budget | arm | seeds | test perplexity (mean +- std) | x teacher | top-1 agreement | "
+        "searched_kl - arm, log ppl [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for ratio in BUDGETS:
         part = summary.get(f"1/{ratio}", {})
         for arm, r in part.get("arms", {}).items():
             d = part.get("searched_kl_minus", {}).get(arm)
             diff = f"{d['log_ppl_diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else ""
-            lines.append(f"| 1/{ratio} | {arm} | {r['seeds']} | {r['ppl_mean']:.1f} +- {r['ppl_std']:.1f} | "
-                         f"{r['ppl_over_teacher']:.2f} | {r['agree_mean']:.3f} | {diff} |")
+            lines.append(
+                f"| 1/{ratio} | {arm} | {r['seeds']} | {r['ppl_mean']:.1f} +- {r['ppl_std']:.1f} | "
+                f"{r['ppl_over_teacher']:.2f} | {r['agree_mean']:.3f} | {diff} |"
+            )
     return "\n".join(lines)
 
 

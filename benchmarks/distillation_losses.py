@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 import torch
+from evidence import save_results
 
-from nas import assistants as ta
+from nas.assistants import candidates as ta
 from nas.config import parse_config
 from nas.run import load_data, load_teacher_net, open_run
 from search_spaces import params
@@ -33,7 +34,6 @@ from supernet.distill import evaluate
 from supernet.registry import build_supernet
 from supernet.train import train_fixed
 
-RESULTS = Path(__file__).parent / "results"
 VARIANTS = {
     "forward KL": {"relation": {"weight": 0.0}, "logits": "forward_kl"},
     "reverse KL": {"relation": {"weight": 0.0}, "logits": "reverse_kl"},
@@ -89,8 +89,7 @@ def main() -> None:
               "student_params": params(student).total, "teacher_params": params(run.space.teacher).total,
               "steps": args.steps, "batch": args.batch, "seq_len": args.seq_len, "lr": args.lr,
               "truncated_untrained_perplexity": math.exp(truncated), "threads": torch.get_num_threads(), "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "distillation_losses.json").write_text(json.dumps(report, indent=2))
+    save_results("distillation_losses", report)
     print(f"\nStudent {student.id} ({params(student).total / 1e6:.1f}M of {params(run.space.teacher).total / 1e6:.1f}M "
           f"params), {args.steps} steps x {args.batch} x {args.seq_len} tokens; untrained truncation: "
           f"perplexity {math.exp(truncated):.1f}")

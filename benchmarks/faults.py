@@ -16,7 +16,6 @@ Writes benchmarks/results/faults.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -29,13 +28,13 @@ from pathlib import Path
 import optuna
 import torch
 import yaml
+from evidence import save_results
 from optuna.trial import TrialState
 
 from nas.config import parse_config
 from nas.run import open_run
 from supernet.checkpoint import _read, load_latest
 
-RESULTS = Path(__file__).parent / "results"
 STEPS, TRIALS = 6, 5
 
 
@@ -100,12 +99,16 @@ def main() -> None:
         point = rng.choice(["train-step", "checkpoint-write"])
         step = rng.choice([2, 4, 6]) if point == "checkpoint-write" else rng.randint(1, STEPS - 1)
         path, config = write(f"train-{i}")
-        killed = nas(["train", str(path), "--subspace", "tiny", "--no-progress"], {"DISTILNAS_KILL_AT": f"{point}:{step}"})
+        killed = nas(
+            ["train", str(path), "--subspace", "tiny", "--no-progress"], {"DISTILNAS_KILL_AT": f"{point}:{step}"}
+        )
         resumed = nas(["train", str(path), "--subspace", "tiny", "--no-progress"])
         weights = load_latest(Path(config.run_dir) / "supernets" / "tiny").weights
         row = rows["train-kill"]
         row["runs"] += 1
-        row["recovered"] += int(killed == -9 and resumed == 0 and all(torch.equal(weights[k], reference[k]) for k in reference))
+        row["recovered"] += int(
+            killed == -9 and resumed == 0 and all(torch.equal(weights[k], reference[k]) for k in reference)
+        )
         row["corrupt_files"] += corrupt_checkpoints(Path(config.run_dir))
         row.setdefault("kill_points", []).append(f"{point}:{step}")
 
@@ -126,8 +129,14 @@ def main() -> None:
         # concurrent: three processes, one study; each runs up to TRIALS finished trials.
         db = work / f"concurrent-{i}.db"
         path, config = write("reference", storage=f"sqlite:///{db}")
-        procs = [subprocess.Popen([sys.executable, "-m", "nas.cli", "search", str(path), "--subspace", "tiny"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(3)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "nas.cli", "search", str(path), "--subspace", "tiny"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(3)
+        ]
         codes = [p.wait(timeout=900) for p in procs]
         trials = optuna.load_study(study_name="reference:tiny", storage=config.storage_url).get_trials()
         numbers = [t.number for t in trials]
@@ -143,28 +152,41 @@ def main() -> None:
         # eval-fails: the warm-start evaluation raises.
         db = work / f"fails-{i}.db"
         path, config = write("reference", storage=f"sqlite:///{db}")
-        code = nas(["search", str(path), "--subspace", "tiny"], {"DISTILNAS_RAISE_AT": f"evaluate:reference:tiny:{largest.id}"})
+        code = nas(
+            ["search", str(path), "--subspace", "tiny"], {"DISTILNAS_RAISE_AT": f"evaluate:reference:tiny:{largest.id}"}
+        )
         trials = optuna.load_study(study_name="reference:tiny", storage=config.storage_url).get_trials()
         failed = [t for t in trials if t.state == TrialState.FAIL]
         row = rows["eval-fails"]
         row["runs"] += 1
         # The sampler may draw the failing architecture again: each such trial fails with the reason.
-        row["recovered"] += int(code == 0 and len(trials) == TRIALS and bool(failed) and all(
-            t.user_attrs.get("fail_reason", "").startswith("InjectedFault") for t in failed)
-            and sum(t.state == TrialState.COMPLETE for t in trials) == TRIALS - len(failed))
+        row["recovered"] += int(
+            code == 0
+            and len(trials) == TRIALS
+            and bool(failed)
+            and all(t.user_attrs.get("fail_reason", "").startswith("InjectedFault") for t in failed)
+            and sum(t.state == TrialState.COMPLETE for t in trials) == TRIALS - len(failed)
+        )
         row.setdefault("failed_trials", []).append(len(failed))
         row["corrupt_files"] += corrupt_storage(db)
     shutil.rmtree(work, ignore_errors=True)
 
-    report = {"benchmark": "faults", "runs": args.runs, "seed": args.seed, "steps": STEPS, "trials": TRIALS,
-              "rows": list(rows.values())}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "faults.json").write_text(json.dumps(report, indent=2))
+    report = {
+        "benchmark": "faults",
+        "runs": args.runs,
+        "seed": args.seed,
+        "steps": STEPS,
+        "trials": TRIALS,
+        "rows": list(rows.values()),
+    }
+    save_results("faults", report)
     print("| scenario | runs | recovered | trials lost | trials duplicated | corrupt files |")
     print("|---|---|---|---|---|---|")
     for r in rows.values():
-        print(f"| {r['scenario']} | {r['runs']} | {r['recovered']} | {r['trials_lost']} | {r['trials_duplicated']} | "
-              f"{r['corrupt_files']} |")
+        print(
+            f"| {r['scenario']} | {r['runs']} | {r['recovered']} | {r['trials_lost']} | {r['trials_duplicated']} | "
+            f"{r['corrupt_files']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -12,18 +12,15 @@ Kendall tau >= 0.9. Writes benchmarks/results/latency_predictor[_cuda].json and 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
+from evidence import save_results
 from scipy.stats import kendalltau
 
 from nas.latency import LatencyPredictor, device_description, measure_round_robin
 from search_spaces import SearchSpace
 from supernet import teachers
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -45,29 +42,64 @@ def main() -> None:
         archs = space.archs()
         rng = np.random.default_rng(0)
         chosen = [archs[i] for i in rng.choice(len(archs), size=args.train + args.test, replace=False)]
-        ms = np.array([m.median_ms for m in measure_round_robin(chosen, config, args.batch, args.seq_len, device,
-                                                                  repeats=args.repeats, rounds=args.rounds, decode=False)])
+        ms = np.array(
+            [
+                m.median_ms
+                for m in measure_round_robin(
+                    chosen,
+                    config,
+                    args.batch,
+                    args.seq_len,
+                    device,
+                    repeats=args.repeats,
+                    rounds=args.rounds,
+                    decode=False,
+                )
+            ]
+        )
         train, test = slice(0, args.train), slice(args.train, None)
-        predictor = LatencyPredictor.fit(chosen[train], ms[train], args.batch, args.seq_len, "fp32",
-                                         device_description(device))
+        predictor = LatencyPredictor.fit(
+            chosen[train], ms[train], args.batch, args.seq_len, "fp32", device_description(device)
+        )
         predicted = np.array([predictor.predict_ms(a) for a in chosen[test]])
         mape = float(np.mean(np.abs(predicted - ms[test]) / ms[test]))
         tau = float(kendalltau(predicted, ms[test]).statistic)
-        rows.append({"teacher": teacher_id, "space_size": len(archs), "train": args.train, "test": args.test,
-                     "held_out_mape": mape, "kendall_tau": tau, "train_mape": predictor.train_mape,
-                     "measured_ms_range": [float(ms.min()), float(ms.max())]})
-    report = {"benchmark": "latency_predictor", "device": device_description(device), "threads": torch.get_num_threads(),
-              "batch": args.batch, "seq_len": args.seq_len, "repeats": args.repeats, "rounds": args.rounds,
-              "targets": {"mape": 0.05, "kendall_tau": 0.9}, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
+        rows.append(
+            {
+                "teacher": teacher_id,
+                "space_size": len(archs),
+                "train": args.train,
+                "test": args.test,
+                "held_out_mape": mape,
+                "kendall_tau": tau,
+                "train_mape": predictor.train_mape,
+                "measured_ms_range": [float(ms.min()), float(ms.max())],
+            }
+        )
+    report = {
+        "benchmark": "latency_predictor",
+        "device": device_description(device),
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "seq_len": args.seq_len,
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "targets": {"mape": 0.05, "kendall_tau": 0.9},
+        "rows": rows,
+    }
     suffix = "" if device.type == "cpu" else f"_{device.type}"
-    (RESULTS / f"latency_predictor{suffix}.json").write_text(json.dumps(report, indent=2))
-    print(f"| teacher space ({report['device']['name']}, {args.device}, batch {args.batch}x{args.seq_len}) | "
-          f"train/test | measured range | held-out MAPE | Kendall tau |")
+    save_results(f"latency_predictor{suffix}", report)
+    print(
+        f"| teacher space ({report['device']['name']}, {args.device}, batch {args.batch}x{args.seq_len}) | "
+        f"train/test | measured range | held-out MAPE | Kendall tau |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
         lo, hi = r["measured_ms_range"]
-        print(f"| {r['teacher']} | {r['train']}/{r['test']} | {lo:.1f}-{hi:.1f} ms | {r['held_out_mape']:.1%} | {r['kendall_tau']:.3f} |")
+        print(
+            f"| {r['teacher']} | {r['train']}/{r['test']} | {lo:.1f}-{hi:.1f} ms | {r['held_out_mape']:.1%} | "
+            f"{r['kendall_tau']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -14,17 +14,17 @@ Writes benchmarks/results/proxy_fidelity.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from evidence import save_results
 from scipy.stats import kendalltau
 
 from nas.config import parse_config
-from nas.evaluate import held_out_targets
 from nas.run import load_data, load_teacher_net, load_trained_supernet, open_run
+from nas.search.evaluate import held_out_targets
 from nas.train import run_train
 from search_spaces import SubSpace, params
 from supernet.config import TrainConfig
@@ -32,8 +32,6 @@ from supernet.distill import evaluate
 from supernet.hf_models import build_model
 from supernet.registry import build_supernet
 from supernet.train import train_supernet
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -97,8 +95,7 @@ def main() -> None:
               "supernet_steps": args.supernet_steps, "standalone_steps": args.standalone_steps,
               "batch": args.batch, "seq_len": args.seq_len, "kendall_tau": tau, "kendall_tau_reordered": tau_reordered,
               "target": 0.7, "threads": torch.get_num_threads(), "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "proxy_fidelity.json").write_text(json.dumps(report, indent=2))
+    save_results("proxy_fidelity", report)
     print(f"| {args.teacher} / {args.subspace}: {len(archs)} archs | Kendall tau (proxy vs standalone) |")
     print("|---|---|")
     print(f"| supernet without importance reordering | {tau:.3f} |")

@@ -2,7 +2,7 @@
 
 A MiniLM-L6 run's "small" supernet is trained briefly once; then the same search (same sampler,
 seed and trial count, a fresh study each) runs in-process, and as Ray Tune trials on a loopback
-cluster of 1 node and of 2 nodes (`nas.local_cluster`, each node `--cpus-per-node` CPUs, one CPU
+cluster of 1 node and of 2 nodes (`nas.ray.cluster`, each node `--cpus-per-node` CPUs, one CPU
 per trial). On this 2-core machine two nodes share the same two cores, so the per-core efficiency
 (trials/min per CPU, relative to 1 node) is the honest figure. Writes
 benchmarks/results/ray_scaling.json and prints a markdown table.
@@ -13,19 +13,17 @@ benchmarks/results/ray_scaling.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from evidence import save_results
 
 from nas.config import parse_config
-from nas.local_cluster import LoopbackRayCluster
-from nas.search import run_search
+from nas.ray.cluster import LoopbackRayCluster
+from nas.search.study import run_search
 from nas.train import run_train
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -66,8 +64,7 @@ def main() -> None:
               "cpus_per_node": args.cpus_per_node, "machine_cores": torch.get_num_threads(), "rows": rows,
               "speedup_2_vs_1_node": speedup, "per_cpu_efficiency": per_cpu,
               "ray_vs_in_process_1_node": one["trials_per_min"] / rows[0]["trials_per_min"]}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ray_scaling.json").write_text(json.dumps(report, indent=2))
+    save_results("ray_scaling", report)
     print(f"| search of {args.trials} trials ({args.teacher}, small) | CPUs | minutes | trials/min |")
     print("|---|---|---|---|")
     for r in rows:

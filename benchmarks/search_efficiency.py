@@ -16,24 +16,23 @@ Targets (issue 4): >= 0.98 of the exhaustive hypervolume at 25% of the space, ah
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import optuna
 import torch
+from evidence import save_results
 
 from nas.config import SearchConfig
-from nas.evaluate import Evaluator, held_out_targets
-from nas.search import make_sampler, suggest_arch
+from nas.search.evaluate import SupernetEvaluator, held_out_targets
+from nas.search.space import suggest_arch
+from nas.search.trials import make_sampler
 from search_spaces import Arch, SearchSpace, hf_config_overrides
 from supernet.config import LossConfig
 from supernet.hf_models import build_model
 from supernet.registry import build_supernet
 
-RESULTS = Path(__file__).parent / "results"
 TEACHER = Arch(family="encoder", num_layers=6, hidden_size=96, num_heads=6, num_kv_heads=6, head_dim=16,
                intermediate_size=192, vocab_size=1000, max_position=64, type_vocab_size=2)
 
@@ -56,12 +55,17 @@ def main() -> None:
     teacher = build_supernet(teacher_model).eval()
     supernet = build_supernet(teacher_model).eval()
     g = torch.Generator().manual_seed(0)
-    batches = [{"input_ids": torch.randint(0, 1000, (8, 32), generator=g), "attention_mask": torch.ones(8, 32, dtype=torch.long)}
-               for _ in range(2)]
+    batches = [
+        {
+            "input_ids": torch.randint(0, 1000, (8, 32), generator=g),
+            "attention_mask": torch.ones(8, 32, dtype=torch.long),
+        }
+        for _ in range(2)
+    ]
     loss, heads = LossConfig(), 8
     with torch.no_grad():
         targets = held_out_targets(teacher, batches, loss, heads)
-    evaluator = Evaluator(supernet, batches, targets, loss, heads, 1, 32, {}, torch.device("cpu"))
+    evaluator = SupernetEvaluator(supernet, batches, targets, loss, heads, 1, 32, {}, torch.device("cpu"))
 
     t0 = time.perf_counter()
     table = {a.id: evaluator.measure(a).objectives for a in sub.archs()}
@@ -70,7 +74,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for a in sample:  # the same scoring with the teacher re-run for every candidate
         fresh = held_out_targets(teacher, batches, loss, heads)
-        Evaluator(supernet, batches, fresh, loss, heads, 1, 32, {}, torch.device("cpu")).measure(a)
+        SupernetEvaluator(supernet, batches, fresh, loss, heads, 1, 32, {}, torch.device("cpu")).measure(a)
     uncached_rate = len(sample) / (time.perf_counter() - t0)
 
     names = ["relation_kd", "flops"]
@@ -87,7 +91,9 @@ def main() -> None:
             fractions = []
             for seed in range(args.seeds):
                 cfg = SearchConfig(objectives=names, trials=budget, seed=seed, sampler=sampler)
-                study = optuna.create_study(directions=["minimize", "minimize"], sampler=make_sampler(sampler, sub, cfg))
+                study = optuna.create_study(
+                    directions=["minimize", "minimize"], sampler=make_sampler(sampler, sub, cfg)
+                )
 
                 def objective(trial: optuna.Trial) -> list[float]:
                     arch = suggest_arch(trial, sub)
@@ -96,21 +102,40 @@ def main() -> None:
                 study.optimize(objective, n_trials=budget)
                 found = norm([t.values for t in study.trials])
                 fractions.append(hypervolume_fraction(found, exact_hv))
-            rows.append({"sampler": sampler, "trials": budget, "space_frac": budget / size,
-                         "hv_frac_mean": statistics.mean(fractions), "hv_frac_min": min(fractions), "seeds": args.seeds})
-    report = {"benchmark": "search_efficiency", "space_size": size, "objectives": names, "budgets": budgets,
-              "exact_front_size": int(sum(1 for v in values if not any(np.all(w <= v) and np.any(w < v) for w in values))),
-              "evals_per_s_cached_teacher": cached_rate, "evals_per_s_teacher_each_time": uncached_rate,
-              "cache_speedup": cached_rate / uncached_rate, "rows": rows,
-              "targets": {"hv_frac_at_25pct": 0.98, "ahead_of_random": True}}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "search_efficiency.json").write_text(json.dumps(report, indent=2))
-    print(f"space: {size} architectures (exact front: {report['exact_front_size']}); evaluations/s: "
-          f"{cached_rate:.1f} with the teacher cache, {uncached_rate:.1f} without ({report['cache_speedup']:.2f}x)")
+            rows.append(
+                {
+                    "sampler": sampler,
+                    "trials": budget,
+                    "space_frac": budget / size,
+                    "hv_frac_mean": statistics.mean(fractions),
+                    "hv_frac_min": min(fractions),
+                    "seeds": args.seeds,
+                }
+            )
+    report = {
+        "benchmark": "search_efficiency",
+        "space_size": size,
+        "objectives": names,
+        "budgets": budgets,
+        "exact_front_size": int(sum(1 for v in values if not any(np.all(w <= v) and np.any(w < v) for w in values))),
+        "evals_per_s_cached_teacher": cached_rate,
+        "evals_per_s_teacher_each_time": uncached_rate,
+        "cache_speedup": cached_rate / uncached_rate,
+        "rows": rows,
+        "targets": {"hv_frac_at_25pct": 0.98, "ahead_of_random": True},
+    }
+    save_results("search_efficiency", report)
+    print(
+        f"space: {size} architectures (exact front: {report['exact_front_size']}); evaluations/s: "
+        f"{cached_rate:.1f} with the teacher cache, {uncached_rate:.1f} without ({report['cache_speedup']:.2f}x)"
+    )
     print("| sampler | trials | share of space | hypervolume / exhaustive (mean over seeds) | worst seed |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['sampler']} | {r['trials']} | {r['space_frac']:.0%} | {r['hv_frac_mean']:.3f} | {r['hv_frac_min']:.3f} |")
+        print(
+            f"| {r['sampler']} | {r['trials']} | {r['space_frac']:.0%} | {r['hv_frac_mean']:.3f} | "
+            f"{r['hv_frac_min']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

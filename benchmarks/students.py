@@ -35,19 +35,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from evidence import log, save_results, t_interval, uniformity
+
 TASKS = {"imdb": "imdb", "rt": "rotten_tomatoes"}
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def make_tasks(work: Path, sizes: tuple[int, int, int]) -> tuple[dict[str, Path], Path]:
@@ -79,23 +77,8 @@ def make_tasks(work: Path, sizes: tuple[int, int, int]) -> tuple[dict[str, Path]
     return out, corpus
 
 
-def uniformity(arch: Any, teacher: Any) -> float:
-    """Spread of the log-ratios of depth, width and FFN to the teacher's (0 = a uniform shrink)."""
-    ratios = [math.log(arch.num_layers / teacher.num_layers), math.log(arch.hidden_size / teacher.hidden_size),
-              math.log(arch.intermediate_size / teacher.intermediate_size)]
-    mean = sum(ratios) / 3
-    return sum((r - mean) ** 2 for r in ratios)
 
 
-def t_interval(diffs: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of paired differences."""
-    from scipy import stats
-
-    mean = statistics.mean(diffs)
-    if len(diffs) < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
 
 
 def main() -> None:
@@ -121,7 +104,7 @@ def main() -> None:
     from nas.export import best_under, export
     from nas.finetune import finetune
     from nas.run import open_run
-    from nas.search import run_search
+    from nas.search.study import run_search
     from nas.train import run_train
     from search_spaces import flops, params
 
@@ -147,11 +130,21 @@ def main() -> None:
     config = parse_config({**base, "search": {**base["search"], "budgets": {"flops": budget}}})
     near = [a for a in run.space if 0.9 * budget <= cost(a) <= budget]
     sub = max(run.space.subspaces, key=lambda s: sum(a in s for a in near))
-    report: dict[str, Any] = {"benchmark": "students", "teacher": args.teacher, "budget_flops": budget,
-                              "ratio": args.ratio, "seq_len": args.seq_len, "split": sizes, "subspace": sub.name,
-                              "subspace_size": sub.size, "space_size": run.space.size, "args": vars(args) | {"work": str(work)},
-                              "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "stages": {}}
-    out_json = RESULTS / "students.json"
+    report: dict[str, Any] = {
+        "benchmark": "students",
+        "teacher": args.teacher,
+        "budget_flops": budget,
+        "ratio": args.ratio,
+        "seq_len": args.seq_len,
+        "split": sizes,
+        "subspace": sub.name,
+        "subspace_size": sub.size,
+        "space_size": run.space.size,
+        "args": vars(args) | {"work": str(work)},
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "stages": {},
+    }
+    out_name = "students"
     # A stage's wall time is kept from the run that did its work, not overwritten by a resume.
     timings_path = work / "stage-times.json"
     timings: dict[str, Any] = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
@@ -162,9 +155,8 @@ def main() -> None:
         report["stages"][stage] = {**record, "wall_s": timings[stage]}
 
     def save() -> None:
-        RESULTS.mkdir(exist_ok=True)
         report["wall_s"] = time.perf_counter() - t0
-        out_json.write_text(json.dumps(report, indent=2, default=str))
+        save_results(out_name, report)
 
     # -- stage 1: the supernet of the band holding the budget ---------------------------
     s = time.perf_counter()
@@ -192,15 +184,22 @@ def main() -> None:
     layers = max(n for n in range(1, teacher.num_layers + 1) if cost(teacher.replace(num_layers=n)) <= budget)
     chosen["layer_drop"] = {"arch": teacher.replace(num_layers=layers).to_dict(), "layers": "first"}
     close = [a for a in run.space if 0.95 * budget <= cost(a) <= budget]
-    chosen["uniform"] = {"arch": min(close, key=lambda a: (uniformity(a, teacher), -cost(a))).to_dict(),
-                         "layers": "uniform"}
+    chosen["uniform"] = {
+        "arch": min(close, key=lambda a: (uniformity(a, teacher), -cost(a))).to_dict(),
+        "layers": "uniform",
+    }
     under = [a for a in run.space if cost(a) <= budget]
     chosen["largest"] = {"arch": max(under, key=lambda a: (params(a).total, cost(a))).to_dict(), "layers": "uniform"}
     for arm, c in chosen.items():
         arch = Arch.from_dict(c["arch"])
         assert arch in run.space, f"{arm}: {arch.id} is not a member of the space"
-        c.update(arch_id=arch.id, flops=cost(arch), flops_ratio=cost(arch) / budget, params=params(arch).total,
-                 in_searched_subspace=arch in sub)
+        c.update(
+            arch_id=arch.id,
+            flops=cost(arch),
+            flops_ratio=cost(arch) / budget,
+            params=params(arch).total,
+            in_searched_subspace=arch in sub,
+        )
     report["arms"] = {arm: {k: v for k, v in c.items() if k != "init"} for arm, c in chosen.items()}
     save()
     log("arms: " + ", ".join(f"{arm} {c['arch_id']} ({c['flops_ratio']:.2f} of budget)" for arm, c in chosen.items()))
@@ -235,8 +234,16 @@ def main() -> None:
                 key = f"{task}/{name}/{seed}"
                 if key not in done:
                     lr = FINETUNE_LRS if seed == 0 else done[f"{task}/{name}/0"]["lr"]
-                    r = finetune(model, str(path), "text", "label", lr=lr, seed=seed,
-                                 output_dir=work / "ft" / f"{task}-{name}", **common)
+                    r = finetune(
+                        model,
+                        str(path),
+                        "text",
+                        "label",
+                        lr=lr,
+                        seed=seed,
+                        output_dir=work / "ft" / f"{task}-{name}",
+                        **common,
+                    )
                     done[key] = {"lr": r.lr, "dev_by_lr": r.dev_by_lr, **r.metrics}
                     cache.write_text(json.dumps(done, indent=2))
                     log(f"{key}: test {r.metrics['test_accuracy']:.4f} (lr {r.lr:g})")
@@ -256,10 +263,13 @@ def summarise(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
         teacher = [r["test_accuracy"] for r in arms.get("teacher", {}).values()]
         for arm, seeds in arms.items():
             acc = [r["test_accuracy"] for r in seeds.values()]
-            rows[arm] = {"n": len(acc), "mean": statistics.mean(acc),
-                         "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-                         "retention": statistics.mean(acc) / statistics.mean(teacher) if teacher else None,
-                         "lr": next(iter(seeds.values()))["lr"]}
+            rows[arm] = {
+                "n": len(acc),
+                "mean": statistics.mean(acc),
+                "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                "retention": statistics.mean(acc) / statistics.mean(teacher) if teacher else None,
+                "lr": next(iter(seeds.values()))["lr"],
+            }
         searched = arms.get("searched", {})
         for arm, seeds in arms.items():
             if arm in ("searched", "teacher"):
@@ -274,16 +284,21 @@ def summarise(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = ["| task | arm | arch | FLOPs / budget | test accuracy (mean ± std, n) | retention | searched − arm [95% CI] |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | arm | arch | FLOPs / budget | test accuracy (mean ± std, n) | retention | searched − arm [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for task, rows in report.get("summary", {}).items():
         for arm, r in rows.items():
             info = report["arms"].get(arm, {})
             diff = r.get("searched_minus_this")
-            ci = (f"{diff['mean']:+.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]" if diff else "")
+            ci = f"{diff['mean']:+.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]" if diff else ""
             ret = f"{r['retention']:.1%}" if r.get("retention") else ""
-            lines.append(f"| {task} | {arm} | {info.get('arch_id', 'teacher')} | "
-                         f"{info['flops_ratio']:.2f} |" if info else f"| {task} | {arm} | teacher | - |")
+            lines.append(
+                f"| {task} | {arm} | {info.get('arch_id', 'teacher')} | {info['flops_ratio']:.2f} |"
+                if info
+                else f"| {task} | {arm} | teacher | - |"
+            )
             lines[-1] += f" {r['mean']:.4f} ± {r['std']:.4f} ({r['n']}) | {ret} | {ci} |"
     return "\n".join(lines)
 

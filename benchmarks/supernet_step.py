@@ -28,9 +28,9 @@ import platform
 import statistics
 import threading
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from evidence import save_results
+
 TARGETS = {"largest": {"time_ratio": 1.05, "state_ratio": 1.2}, "smallest": {"time_ratio": 1.3, "state_ratio": 1.3}}
 
 
@@ -208,27 +208,47 @@ def main() -> None:
                          "params": sum(params(a).total for a in sandwich),
                          **compare("sandwich", shape, space.layer_policy, sandwich, args)})
             print(json.dumps({k: rows[-1][k] for k in ("scheme", "subspace", "time_ratio", "state_ratio")}), flush=True)
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    report = {"benchmark": "supernet_step", "teacher": args.teacher, "device": args.device,
-              "device_name": device_name, "threads": torch.get_num_threads(), "batch": args.batch,
-              "seq_len": args.seq_len, "steps": args.steps, "torch": torch.__version__, "targets": TARGETS,
-              "wall_s": time.perf_counter() - t_start, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
+    cpu_name = platform.processor() or platform.machine()
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_name
+    report = {
+        "benchmark": "supernet_step",
+        "teacher": args.teacher,
+        "device": args.device,
+        "device_name": device_name,
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "seq_len": args.seq_len,
+        "steps": args.steps,
+        "torch": torch.__version__,
+        "targets": TARGETS,
+        "wall_s": time.perf_counter() - t_start,
+        "rows": rows,
+    }
     suffix = "" if args.device == "cpu" else "_" + args.device.split(":")[0]
-    (RESULTS / f"supernet_step{suffix}.json").write_text(json.dumps(report, indent=2))
+    save_results(f"supernet_step{suffix}", report)
     print(table(report))
 
 
 def table(report: dict) -> str:
-    lines = [f"| scheme | sub-space (members) | hull / teacher params | member | time ratio | training-state ratio "
-             f"| step-memory ratio | target met |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| scheme | sub-space (members) | hull / teacher params | member | time ratio | training-state ratio "
+        "| step-memory ratio | target met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
         target = report["targets"].get(r["member"])
-        met = ("-" if target is None else
-               "yes" if r["time_ratio"] <= target["time_ratio"] and r["state_ratio"] <= target["state_ratio"] else "no")
-        lines.append(f"| {r['scheme']} | {r['subspace']} ({r['members']}) | {r['hull_params'] / 1e6:.1f}M / "
-                     f"{r['teacher_params'] / 1e6:.1f}M | {r['member']} ({r['params'] / 1e6:.1f}M) | "
-                     f"{r['time_ratio']:.2f} | {r['state_ratio']:.2f} | {r['step_memory_ratio']:.2f} | {met} |")
+        met = (
+            "-"
+            if target is None
+            else "yes"
+            if r["time_ratio"] <= target["time_ratio"] and r["state_ratio"] <= target["state_ratio"]
+            else "no"
+        )
+        lines.append(
+            f"| {r['scheme']} | {r['subspace']} ({r['members']}) | {r['hull_params'] / 1e6:.1f}M / "
+            f"{r['teacher_params'] / 1e6:.1f}M | {r['member']} ({r['params'] / 1e6:.1f}M) | "
+            f"{r['time_ratio']:.2f} | {r['state_ratio']:.2f} | {r['step_memory_ratio']:.2f} | {met} |"
+        )
     return "\n".join(lines)
 
 

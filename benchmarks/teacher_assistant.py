@@ -22,17 +22,16 @@ import time
 from pathlib import Path
 
 import torch
+from evidence import save_results
 
-from nas import assistants as ta
+from nas.assistants import candidates as ta
+from nas.assistants.schedule import run_schedule
 from nas.config import parse_config
-from nas.evaluate import held_out_targets
 from nas.run import load_data, load_teacher_net, open_run
-from nas.schedule import run_schedule
+from nas.search.evaluate import held_out_targets
 from search_spaces import params
 from supernet.distill import evaluate
 from supernet.registry import build_supernet
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -108,17 +107,20 @@ def main() -> None:
         "distillations": {"lambda": 1, "exhaustive": len(tas)}, "target": "chosen within 1% of best, ahead of direct",
         "threads": torch.get_num_threads(), "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "teacher_assistant.json").write_text(json.dumps(report, indent=2))
-    print(f"Student {student.id} ({share:.1%} of {args.teacher}'s params), {args.distill_steps} distillation steps each")
+    save_results("teacher_assistant", report)
+    print(
+        f"Student {student.id} ({share:.1%} of {args.teacher}'s params), {args.distill_steps} distillation steps each"
+    )
     print("| teacher of the student | sparsity | P | T (λ=%g) | student quality exp(-KD) |" % args.lam)
     print("|---|---|---|---|---|")
     for r in rows:
         mark = " **(λ choice)**" if r.get("chosen") else ""
         t = "" if r["T"] is None else f"{r['T']:.4f}"
         print(f"| {r['teacher']}{mark} | {r['sparsity']:.2f} | {r['P']:.4f} | {t} | {r['quality']:.4f} |")
-    print(f"λ choice ranks {rank} of {len(tas)} TA scales; {chosen_row['quality'] / best:.4f} of the best TA; "
-          f"{chosen_row['quality'] / rows[0]['quality']:.4f} of direct distillation; distillations: 1 vs {len(tas)}")
+    print(
+        f"λ choice ranks {rank} of {len(tas)} TA scales; {chosen_row['quality'] / best:.4f} of the best TA; "
+        f"{chosen_row['quality'] / rows[0]['quality']:.4f} of direct distillation; distillations: 1 vs {len(tas)}"
+    )
 
 
 if __name__ == "__main__":

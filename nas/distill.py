@@ -66,7 +66,9 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
     teacher_arch = run.space.teacher
     for dim in ("vocab_size", "max_position", "type_vocab_size", "tie_embeddings", "family"):
         if getattr(arch, dim) != getattr(teacher_arch, dim):
-            raise ValueError(f"arch.{dim}: got {getattr(arch, dim)!r}; the run's teacher has {getattr(teacher_arch, dim)!r}")
+            raise ValueError(
+                f"arch.{dim}: got {getattr(arch, dim)!r}; the run's teacher has {getattr(teacher_arch, dim)!r}"
+            )
     dev = run.device(device)
     data = load_data(run)
     teacher = load_teacher_net(run, dev)
@@ -80,13 +82,19 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
         source = f"teacher-slice:{layers}"
     # `train.loss.kind: lm` trains on next-token loss alone (the teacher-free baseline).
     teacher_source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
-    net, result = train_fixed(arch, init, teacher_source, data, config.train, run.relation_heads, out / CHECKPOINTS, dev,
-                              steps)
+    net, result = train_fixed(
+        arch, init, teacher_source, data, config.train, run.relation_heads, out / CHECKPOINTS, dev, steps
+    )
     del init, teacher
     save_model(net.extract(arch), config, out)
     record = DistillResult(str(out), arch.to_dict(), source, result.step, result.train_flops)
     (out / "distilnas.json").write_text(json.dumps({**record.to_dict(), "teacher": config.teacher.id}, indent=2))
-    log.info("distilled %s (%s) for %d steps, %.3g training FLOPs -> %s", arch.id, source, result.step,
-             result.train_flops, out)
+    log.info(
+        "distilled %s (%s) for %d steps, %.3g training FLOPs -> %s",
+        arch.id,
+        source,
+        result.step,
+        result.train_flops,
+        out,
+    )
     return record
-

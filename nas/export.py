@@ -13,8 +13,8 @@ import torch
 from transformers import PreTrainedModel
 
 from nas.config import RunConfig, load_config
-from nas.pareto import Point, load_points, pareto_front
 from nas.run import load_trained_supernet, open_run
+from nas.search.pareto import Point, load_points, pareto_front
 from nas.storage import open_storage, study_names
 from search_spaces import Arch
 from supernet import teachers

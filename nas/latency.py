@@ -252,3 +252,32 @@ def measure_into_table(archs: list[Arch], base_config: PretrainedConfig | dict |
         table.add(arch, latency)
     table.save(path)
     return table
+
+
+@dataclass
+class LatencyCheck:
+    """A predicted latency against the one measured now, for one trial of a front."""
+
+    trial_id: int
+    arch_id: str
+    predicted_ms: float
+    measured_ms: float
+
+    @property
+    def error(self) -> float:
+        return abs(self.predicted_ms - self.measured_ms) / self.measured_ms
+
+
+def check_front_latency(front: list[Any], device: torch.device) -> list[LatencyCheck]:
+    """Measure each point of a front that has `latency_ms` on `device`, at the study's batch,
+    sequence length and dtype."""
+    rows = [p for p in front if "latency_ms" in p.objectives]
+    if not rows:
+        raise ValueError("--verify-latency: no point on this front has latency_ms")
+    checks = []
+    for p in rows:
+        s = p.settings
+        measured = measure_arch(Arch.from_dict(p.arch), None, s["batch"] or 1, s["seq_len"] or 128, device,
+                                s["latency_dtype"] or "fp32").median_ms
+        checks.append(LatencyCheck(p.trial_id, p.arch_id, p.objectives["latency_ms"], measured))
+    return checks

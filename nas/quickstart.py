@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-
 import yaml
 
 import nas
@@ -30,10 +29,10 @@ from nas.config import RunConfig, dump_config, parse_config
 from nas.distill import distill
 from nas.export import ExportError, best_under, export
 from nas.generation import PROMPTS, continuations, greedy_model, greedy_supernet
-from nas.pareto import Point, format_front, load_points, pareto_front, plot_front
-from nas.search import run_search, study_name
-from nas.train import run_train
 from nas.run import load_trained_supernet, open_run
+from nas.search.pareto import Point, format_front, load_points, pareto_front, plot_front
+from nas.search.study import run_search, study_name
+from nas.train import run_train
 from search_spaces import Arch, flops
 from supernet import teachers
 from supernet.hf_models import MODEL_CLASS

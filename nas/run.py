@@ -4,6 +4,7 @@ loads model weights; `load_models` and `load_data` do, after the checks have pas
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import uuid
@@ -14,11 +15,13 @@ import torch
 from transformers import PretrainedConfig
 
 from nas.config import RunConfig, dump_config
-from search_spaces import ArchSet, SearchSpace, SupernetShape
+from search_spaces import ArchSet, SearchSpace, SubSpace, SupernetShape, costs
 from supernet import teachers
 from supernet.checkpoint import Checkpoint, latest_state, load_latest
+from supernet.config import TrainConfig
 from supernet.data import TokenizedData, prepare_data
 from supernet.hf_models import build_model
+from supernet.importance import LayerImportance, measure_importance, reorder_by_importance
 from supernet.losses import check_relation_heads, default_relation_heads
 from supernet.registry import build_supernet, supernet_class
 from supernet.superlm import SuperLM
@@ -37,6 +40,10 @@ class Run:
 
     def supernet_dir(self, subspace: str) -> Path:
         return self.run_dir / "supernets" / subspace
+
+    def subspaces(self, names: list[str] | None = None) -> list[SubSpace]:
+        """The sub-spaces a recipe works on: those named (`--subspace`), or all of them."""
+        return [self.space[name] for name in names] if names else list(self.space.subspaces)
 
     def device(self, override: str | None = None) -> torch.device:
         name = override or self.config.train.device
@@ -85,8 +92,6 @@ def relation_heads(config: RunConfig, space: SearchSpace) -> int:
 
 def check_budgets(config: RunConfig, space: SearchSpace) -> None:
     """Every params/FLOPs budget must admit at least one architecture of the space."""
-    from nas.evaluate import costs
-
     search = config.search
     for key, bound in sorted(search.budgets.items()):
         if key == "latency_ms":
@@ -181,3 +186,55 @@ def load_trained_supernet(run: Run, subspace: str, device: torch.device,
         for name, w in supernet.weights().items():
             w.copy_(ckpt.weights[name])
     return supernet.to(device).eval(), ckpt
+
+
+def teacher_importance(teacher: SuperLM, data: TokenizedData, cfg: TrainConfig,
+                       device: torch.device) -> list[LayerImportance]:
+    """Head and neuron importance of the teacher on the first training batches."""
+    batches = [
+        {k: v.to(device) for k, v in data.train_batch(0, m, 1, cfg.batch_size, cfg.seed).items()}
+        for m in range(cfg.eval_batches)
+    ]
+    return measure_importance(teacher, batches)
+
+
+def fresh_supernet(teacher: SuperLM, importance: list[LayerImportance] | None, shape: SupernetShape) -> SuperLM:
+    """A trainable supernet holding `shape` (a sub-space's hull), initialised from the teacher's
+    weights, reordered by importance first when asked (so the hull keeps the most important heads
+    and neurons)."""
+    supernet = teacher
+    if importance is not None:
+        supernet = copy.deepcopy(teacher)  # deepcopy keeps the weight map on the copy's own tensors
+        reorder_by_importance(supernet, importance)
+    return supernet.hull(shape).requires_grad_(True).train()
+
+
+@dataclass
+class TrainingSetup:
+    """What training any supernet of a run starts from, loaded once per process: the data, the
+    frozen teacher, and its head / neuron importance when the supernets are reordered by it."""
+
+    run: Run
+    data: TokenizedData
+    teacher: SuperLM
+    importance: list[LayerImportance] | None
+
+    def supernet(self, members: ArchSet) -> SuperLM:
+        """A fresh (or resumable) supernet of `members`, cut from the (reordered) teacher."""
+        return fresh_supernet(self.teacher, self.importance, supernet_shape(self.run, members))
+
+    def source(self) -> SuperLM | CachedTeacher | None:
+        """What distils into it: the teacher (or its logit cache); None when teacher-free."""
+        if self.run.config.train.loss.kind == "lm":
+            return None
+        return training_teacher(self.run, self.teacher, self.data)
+
+
+def training_setup(run: Run, device: torch.device, reorder: bool | None = None) -> TrainingSetup:
+    """Load the data and the teacher and measure importance (`reorder`, default the config's
+    `train.reorder_importance`): the one set-up of `nas train`, Ray Train workers and `nas schedule`."""
+    data = load_data(run)
+    teacher = load_teacher_net(run, device)
+    cfg = run.config.train
+    reorder = cfg.reorder_importance if reorder is None else reorder
+    return TrainingSetup(run, data, teacher, teacher_importance(teacher, data, cfg, device) if reorder else None)

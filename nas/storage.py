@@ -7,10 +7,14 @@ import random
 import time
 import warnings
 
-import sqlalchemy.exc
-
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+import sqlalchemy.exc
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
 from optuna.storages.journal import JournalFileBackend
 
 HEARTBEAT_S = 10

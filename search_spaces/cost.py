@@ -75,3 +75,13 @@ def flops(arch: Arch, batch: int, seq_len: int, include_lm_head: bool = True) ->
     per_layer = 2 * tokens * (h * a + 2 * h * kv + a * h + 3 * h * f) + attention
     lm_head = 2 * tokens * h * arch.vocab_size if include_lm_head else 0
     return arch.num_layers * per_layer + lm_head
+
+
+COSTS = ("params", "params_non_embedding", "flops")  # the names `costs` returns
+
+
+def costs(arch: Arch, batch: int, seq_len: int) -> dict[str, float]:
+    """The cost objectives of a search, by name: params, params_non_embedding, and FLOPs of one
+    forward pass at batch x seq_len."""
+    count = params(arch)
+    return {"params": count.total, "params_non_embedding": count.non_embedding, "flops": flops(arch, batch, seq_len)}

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from search_spaces.arch import Arch, InvalidArchError
-from search_spaces.cost import params
+from search_spaces.cost import flops, params
 from search_spaces.hull import SupernetShape, hull
 from search_spaces.layers import LAYER_POLICIES, LayerPolicy
 
@@ -66,7 +66,9 @@ class Choices:
         values: dict[str, tuple[Any, ...]] = {}
         for name, raw in data.items():
             items = raw if isinstance(raw, (list, tuple)) else [raw]
-            values[name] = tuple(sorted(set(float(v) if name == "mlp_ratio" else _int(v, f"{where}.{name}") for v in items)))
+            values[name] = tuple(
+                sorted(set(float(v) if name == "mlp_ratio" else _int(v, f"{where}.{name}") for v in items))
+            )
         return cls(**values)
 
 
@@ -163,15 +165,18 @@ class SubSpace(ArchSet):
         where, t, c = f"space.subspaces[{self.name}]", self.teacher, self.choices
         # The name becomes a directory and a study name: no path separators, no "..", no hidden names.
         if not SAFE_NAME.fullmatch(self.name):
-            raise InvalidSpaceError(f"space.subspaces.name: got {self.name!r}; allowed: letters, digits, '_', '-' "
-                                    f"and '.', starting with a letter or digit")
-        if self.layer_policy not in LAYER_POLICIES:
             raise InvalidSpaceError(
-                f"space.layer_policy: got {self.layer_policy!r}; allowed: {list(LAYER_POLICIES)}"
+                f"space.subspaces.name: got {self.name!r}; allowed: letters, digits, '_', '-' "
+                f"and '.', starting with a letter or digit"
             )
+        if self.layer_policy not in LAYER_POLICIES:
+            raise InvalidSpaceError(f"space.layer_policy: got {self.layer_policy!r}; allowed: {list(LAYER_POLICIES)}")
         bounds = {
-            "num_layers": t.num_layers, "hidden_size": t.hidden_size, "num_heads": t.num_heads,
-            "head_dim": t.head_dim, "num_kv_heads": t.num_kv_heads,
+            "num_layers": t.num_layers,
+            "hidden_size": t.hidden_size,
+            "num_heads": t.num_heads,
+            "head_dim": t.head_dim,
+            "num_kv_heads": t.num_kv_heads,
             "intermediate_size": t.intermediate_size,
         }
         for dim, bound in bounds.items():
@@ -188,9 +193,7 @@ class SubSpace(ArchSet):
                 raise InvalidSpaceError(f"{where}.{dim}: needs at least one value")
             for v in values:
                 if not 1 <= v <= bound:
-                    raise InvalidSpaceError(
-                        f"{where}.{dim}: got {v}; allowed 1..{bound} (the teacher's {dim})"
-                    )
+                    raise InvalidSpaceError(f"{where}.{dim}: got {v}; allowed 1..{bound} (the teacher's {dim})")
         for r in c.mlp_ratio:
             for h in c.hidden_size:
                 if (Fraction(str(r)) * h).denominator != 1:
@@ -201,8 +204,9 @@ class SubSpace(ArchSet):
         if self.cost_band is not None:
             low, high = self.cost_band
             if not 0 <= low <= high:
-                raise InvalidSpaceError(f"{where}.{COST_BAND_KEY}: got {list(self.cost_band)}; must be [low, high] "
-                                        f"with 0 <= low <= high")
+                raise InvalidSpaceError(
+                    f"{where}.{COST_BAND_KEY}: got {list(self.cost_band)}; must be [low, high] with 0 <= low <= high"
+                )
         if not self.archs():
             raise InvalidSpaceError(
                 f"{where}: no architecture satisfies the {t.family} rules, the teacher's maxima"
@@ -212,9 +216,14 @@ class SubSpace(ArchSet):
     @classmethod
     def single(cls, arch: Arch, name: str = "fixed") -> SubSpace:
         """The one-member sub-space of `arch`, which is also its own maximum (fixed-shape training)."""
-        choices = Choices(num_layers=(arch.num_layers,), hidden_size=(arch.hidden_size,), num_heads=(arch.num_heads,),
-                          head_dim=(arch.head_dim,), intermediate_size=(arch.intermediate_size,),
-                          num_kv_heads=(arch.num_kv_heads,) if arch.family == "decoder" else ())
+        choices = Choices(
+            num_layers=(arch.num_layers,),
+            hidden_size=(arch.hidden_size,),
+            num_heads=(arch.num_heads,),
+            head_dim=(arch.head_dim,),
+            intermediate_size=(arch.intermediate_size,),
+            num_kv_heads=(arch.num_kv_heads,) if arch.family == "decoder" else (),
+        )
         return cls(name, arch, choices, "first")
 
     def _ffn_sizes(self, hidden: int) -> tuple[int, ...]:
@@ -236,8 +245,11 @@ def _enumerate(sub: SubSpace) -> tuple[Arch, ...]:
     t, c = sub.teacher, sub.choices
     kv_choices: tuple[int | None, ...] = c.num_kv_heads if t.family == "decoder" else (None,)
     fixed = dict(
-        family=t.family, vocab_size=t.vocab_size, max_position=t.max_position,
-        type_vocab_size=t.type_vocab_size, tie_embeddings=t.tie_embeddings,
+        family=t.family,
+        vocab_size=t.vocab_size,
+        max_position=t.max_position,
+        type_vocab_size=t.type_vocab_size,
+        tie_embeddings=t.tie_embeddings,
     )
     out: list[Arch] = []
     for layers, hidden, heads, head_dim, kv in itertools.product(
@@ -248,9 +260,13 @@ def _enumerate(sub: SubSpace) -> tuple[Arch, ...]:
                 continue
             try:
                 arch = Arch(
-                    num_layers=layers, hidden_size=hidden, num_heads=heads,
-                    num_kv_heads=heads if kv is None else kv, head_dim=head_dim,
-                    intermediate_size=ffn, **fixed,  # type: ignore[arg-type]  # fixed holds typed fields
+                    num_layers=layers,
+                    hidden_size=hidden,
+                    num_heads=heads,
+                    num_kv_heads=heads if kv is None else kv,
+                    head_dim=head_dim,
+                    intermediate_size=ffn,
+                    **fixed,  # type: ignore[arg-type]  # fixed holds typed fields
                 )
             except InvalidArchError:
                 continue  # filtered by the family's HF rules
@@ -282,9 +298,7 @@ class SearchSpace(ArchSet):
         try:
             return self._by_name[name]
         except KeyError:
-            raise InvalidSpaceError(
-                f"sub-space: got {name!r}; this space has {list(self._by_name)}"
-            ) from None
+            raise InvalidSpaceError(f"sub-space: got {name!r}; this space has {list(self._by_name)}") from None
 
     def archs(self) -> tuple[Arch, ...]:
         # Union in sub-space order; an arch in two boxes counts once.
@@ -300,6 +314,40 @@ class SearchSpace(ArchSet):
             sizes = {a.intermediate_size for a in self.archs()}
             merged["mlp_ratio"], merged["intermediate_size"] = (), tuple(sorted(sizes))
         return Choices(**merged)
+
+    def summary(self, batch: int, seq_len: int) -> dict[str, Any]:
+        """Per sub-space: size, choices, params and FLOPs ranges (at batch x seq_len), cost band and
+        supernet size; and how many members of the union box the sub-spaces hold."""
+        rows = []
+        for sub in self.subspaces:
+            archs = sub.archs()
+            p = [params(a).total for a in archs]
+            f = [flops(a, batch, seq_len) for a in archs]
+            rows.append(
+                {
+                    "name": sub.name,
+                    "size": sub.size,
+                    "choices": sub.choices.to_dict(),
+                    "params_min": min(p),
+                    "params_max": max(p),
+                    "flops_min": min(f),
+                    "flops_max": max(f),
+                    "cost_band": list(sub.cost_band) if sub.cost_band else None,
+                    "supernet_params": params(sub.supernet_shape.arch).total,
+                    "supernet_layers": list(sub.supernet_shape.layers),
+                }
+            )
+        whole = self.partition(1).size  # the union box: what the sub-spaces could have held
+        return {
+            "space": self.name,
+            "teacher": self.teacher.to_dict(),
+            "layer_policy": self.layer_policy,
+            "batch": batch,
+            "seq_len": seq_len,
+            "members": self.size,
+            "box_members": whole,
+            "subspaces": rows,
+        }
 
     def partition(self, k: int, by: PartitionBy = "cost") -> SearchSpace:
         """Split the space (the union box of its sub-spaces) into `k` sub-spaces of increasing scale.
@@ -334,8 +382,10 @@ class SearchSpace(ArchSet):
         costs = sorted(params(a).non_embedding for a in whole.archs())
         distinct = sorted(set(costs))
         if k > len(distinct):
-            raise InvalidSpaceError(f"space.partitions: got {k}; this space allows at most {len(distinct)} "
-                                    f"cost bands ({len(distinct)} distinct costs)")
+            raise InvalidSpaceError(
+                f"space.partitions: got {k}; this space allows at most {len(distinct)} "
+                f"cost bands ({len(distinct)} distinct costs)"
+            )
         # Band i starts at the cost of member round(i*N/K) in cost order; a cost shared by several
         # members stays in one band, so a boundary moves to the next distinct cost when it must.
         starts = [distinct[0]]
@@ -344,8 +394,9 @@ class SearchSpace(ArchSet):
             later = [c for c in distinct if c > starts[-1]]
             starts.append(max(start, later[0]) if later else start)
         if len(set(starts)) < k:
-            raise InvalidSpaceError(f"space.partitions: got {k}; too many members share a cost to cut "
-                                    f"{k} non-empty bands")
+            raise InvalidSpaceError(
+                f"space.partitions: got {k}; too many members share a cost to cut {k} non-empty bands"
+            )
         bounds = [(low, distinct[distinct.index(high) - 1]) for low, high in zip(starts, starts[1:])]
         bounds.append((starts[-1], distinct[-1]))
         return [SubSpace(name, self.teacher, hull, self.layer_policy, band) for name, band in zip(names, bounds)]
@@ -361,18 +412,24 @@ class SearchSpace(ArchSet):
         hidden_runs = np.array_split(np.array(hull.hidden_size), k)
         subs = []
         for name, layers, hidden in zip(names, layer_runs, hidden_runs):
-            choices = Choices(**{
-                **{f.name: getattr(hull, f.name) for f in fields(Choices)},
-                "num_layers": tuple(int(x) for x in layers),
-                "hidden_size": tuple(int(x) for x in hidden),
-            })
+            choices = Choices(
+                **{
+                    **{f.name: getattr(hull, f.name) for f in fields(Choices)},
+                    "num_layers": tuple(int(x) for x in layers),
+                    "hidden_size": tuple(int(x) for x in hidden),
+                }
+            )
             subs.append(SubSpace(name, self.teacher, choices, self.layer_policy))
         return subs
 
     @classmethod
     def from_teacher(
-        cls, hf_config: dict[str, Any], partitions: int = 3, layer_policy: LayerPolicy = "uniform",
-        name: str | None = None, partition_by: PartitionBy = "cost",
+        cls,
+        hf_config: dict[str, Any],
+        partitions: int = 3,
+        layer_policy: LayerPolicy = "uniform",
+        name: str | None = None,
+        partition_by: PartitionBy = "cost",
     ) -> SearchSpace:
         """The space derived from a teacher's HF config (its dimensions are the maxima).
 
@@ -412,9 +469,7 @@ class SearchSpace(ArchSet):
             raise InvalidSpaceError(f"space: must be a mapping, got {type(data).__name__}")
         unknown = sorted(set(data) - {"name", "teacher", "layer_policy", "subspaces"})
         if unknown:
-            raise InvalidSpaceError(
-                f"space: unknown key(s) {unknown}; allowed: name, teacher, layer_policy, subspaces"
-            )
+            raise InvalidSpaceError(f"space: unknown key(s) {unknown}; allowed: name, teacher, layer_policy, subspaces")
         for key in ("name", "teacher", "subspaces"):
             if key not in data:
                 raise InvalidSpaceError(f"space.{key}: missing")
@@ -463,8 +518,15 @@ def _teacher_choices(t: Arch) -> Choices:
     ffn = _descending(t.intermediate_size, _round32(t.intermediate_size / 8), t.intermediate_size // 4)
     if t.family == "encoder":
         hidden = tuple(h * t.head_dim for h in heads)
-        return Choices(num_layers=layers, hidden_size=hidden, num_heads=heads,
-                       head_dim=(t.head_dim,), intermediate_size=ffn)
+        return Choices(
+            num_layers=layers, hidden_size=hidden, num_heads=heads, head_dim=(t.head_dim,), intermediate_size=ffn
+        )
     hidden = _descending(t.hidden_size, _round32(t.hidden_size / 8), t.hidden_size // 3)
-    return Choices(num_layers=layers, hidden_size=hidden, num_heads=heads, head_dim=(t.head_dim,),
-                   num_kv_heads=tuple(range(1, t.num_kv_heads + 1)), intermediate_size=ffn)
+    return Choices(
+        num_layers=layers,
+        hidden_size=hidden,
+        num_heads=heads,
+        head_dim=(t.head_dim,),
+        num_kv_heads=tuple(range(1, t.num_kv_heads + 1)),
+        intermediate_size=ffn,
+    )

@@ -28,7 +28,9 @@ class DataConfig(StrictConfig):
     held_out_frac: float = Field(default=0.05, gt=0.0, lt=1.0)
     max_examples: int | None = Field(default=None, gt=0)
     seed: int = 0
-    packing: bool = Field(default=False, description="concatenate texts and cut into seq_len chunks instead of truncating each")
+    packing: bool = Field(
+        default=False, description="concatenate texts and cut into seq_len chunks instead of truncating each"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -42,8 +44,10 @@ class SpaceConfig(StrictConfig):
     file: str | None = None
     partitions: int = Field(default=3, ge=1, le=16)
     partition_by: Literal["cost", "box"] = Field(
-        default="cost", description="cost: K bands of cost that tile the space; box: AutoDistil's coupled "
-                                    "depth x width boxes (leave out shallow-and-wide and deep-and-narrow members)")
+        default="cost",
+        description="cost: K bands of cost that tile the space; box: AutoDistil's coupled "
+        "depth x width boxes (leave out shallow-and-wide and deep-and-narrow members)",
+    )
     layer_policy: Literal["uniform", "autodistil", "first", "every_other"] = "uniform"
 
     @model_validator(mode="after")
@@ -62,8 +66,10 @@ class RelationLossConfig(StrictConfig):
 
 class LossConfig(StrictConfig):
     kind: Literal["distill", "lm"] = Field(
-        default="distill", description="distill: from the teacher; lm: teacher-free, next-token loss only "
-                                       "(decoders; no teacher forward pass)")
+        default="distill",
+        description="distill: from the teacher; lm: teacher-free, next-token loss only "
+        "(decoders; no teacher forward pass)",
+    )
     relation: RelationLossConfig = RelationLossConfig()
     logits: Literal["none", "forward_kl", "reverse_kl", "atkd"] = "none"
     logits_weight: float = Field(default=1.0, ge=0.0)
@@ -90,9 +96,12 @@ class TrainConfig(StrictConfig):
     reorder_importance: bool = False
     max_bad_steps: int = Field(default=5, gt=0, description="consecutive NaN/inf steps before training stops")
     teacher_top_k: int | None = Field(
-        default=None, gt=0, description="decoders: keep the teacher's top-k next-token log-probabilities per token "
-                                        "on disk (run_dir/teacher-cache) so each token costs one teacher forward "
-                                        "over every run, arm and epoch; unset: run the teacher every step")
+        default=None,
+        gt=0,
+        description="decoders: keep the teacher's top-k next-token log-probabilities per token "
+        "on disk (run_dir/teacher-cache) so each token costs one teacher forward "
+        "over every run, arm and epoch; unset: run the teacher every step",
+    )
     loss: LossConfig = LossConfig()
 
     @field_validator("device")

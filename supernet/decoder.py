@@ -90,7 +90,9 @@ class SuperLlama(SuperLM):
                 self.observer(i, "heads", ctx)
             x = x + F.linear(ctx, self.active(p + "self_attn.o_proj.weight"))
             r = self._norm(x, p + "post_attention_layernorm.weight")
-            gated = act(F.linear(r, self.active(p + "mlp.gate_proj.weight"))) * F.linear(r, self.active(p + "mlp.up_proj.weight"))
+            gated = act(F.linear(r, self.active(p + "mlp.gate_proj.weight"))) * F.linear(
+                r, self.active(p + "mlp.up_proj.weight")
+            )
             if self.observer:
                 self.observer(i, "neurons", gated)
             x = x + F.linear(gated, self.active(p + "mlp.down_proj.weight"))

@@ -15,7 +15,14 @@ from torch import Tensor
 from search_spaces import Arch
 from supernet.config import LossConfig
 from supernet.losses import (
-    RelationTargets, atkd, forward_kl, hidden_mse, lm_loss, relation_loss, relation_targets, reverse_kl,
+    RelationTargets,
+    atkd,
+    forward_kl,
+    hidden_mse,
+    lm_loss,
+    relation_loss,
+    relation_targets,
+    reverse_kl,
 )
 from supernet.superlm import SuperLM
 from supernet.teacher_cache import CachedTeacher
@@ -97,14 +104,21 @@ def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targe
 
 
 @torch.no_grad()
-def evaluate(supernet: SuperLM, arch: Arch, batches: list[dict[str, Tensor]], targets: list[TeacherTargets] | list[None],
-             loss: LossConfig, relation_heads: int) -> dict[str, float]:
+def evaluate(
+    supernet: SuperLM,
+    arch: Arch,
+    batches: list[dict[str, Tensor]],
+    targets: list[TeacherTargets] | list[None],
+    loss: LossConfig,
+    relation_heads: int,
+) -> dict[str, float]:
     """Mean held-out losses of `arch` with inherited weights over fixed batches (same batches,
     same order, for every candidate)."""
     sums: dict[str, float] = {}
     for batch, target in zip(batches, targets):
-        parts = subnet_losses(supernet, arch, batch, target, loss, relation_heads,
-                              with_lm_loss=supernet.FAMILY == "decoder")
+        parts = subnet_losses(
+            supernet, arch, batch, target, loss, relation_heads, with_lm_loss=supernet.FAMILY == "decoder"
+        )
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v)
     return {k: v / len(batches) for k, v in sums.items()}

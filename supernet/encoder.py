@@ -66,9 +66,13 @@ class SuperBert(SuperLM):
         qkv = None
         for j, i in enumerate(self.layers):
             p = f"{self.LAYER_PREFIX}{i}."
-            q = F.linear(x, self.active(p + "attention.self.query.weight"), self.active(p + "attention.self.query.bias"))
+            q = F.linear(
+                x, self.active(p + "attention.self.query.weight"), self.active(p + "attention.self.query.bias")
+            )
             k = F.linear(x, self.active(p + "attention.self.key.weight"), self.active(p + "attention.self.key.bias"))
-            v = F.linear(x, self.active(p + "attention.self.value.weight"), self.active(p + "attention.self.value.bias"))
+            v = F.linear(
+                x, self.active(p + "attention.self.value.weight"), self.active(p + "attention.self.value.bias")
+            )
             if j == capture:
                 qkv = (q, k, v)  # (B, T, a*d) each
             heads = lambda t: t.view(B, T, a.num_heads, a.head_dim).transpose(1, 2)  # noqa: E731  (B, a, T, d)
@@ -76,9 +80,13 @@ class SuperBert(SuperLM):
             ctx = ctx.transpose(1, 2).reshape(B, T, a.attention_width)
             if self.observer:
                 self.observer(i, "heads", ctx)
-            attn_out = F.linear(ctx, self.active(p + "attention.output.dense.weight"), self.active(p + "attention.output.dense.bias"))
+            attn_out = F.linear(
+                ctx, self.active(p + "attention.output.dense.weight"), self.active(p + "attention.output.dense.bias")
+            )
             x = self._norm(attn_out + x, p + "attention.output.LayerNorm")
-            inner = act(F.linear(x, self.active(p + "intermediate.dense.weight"), self.active(p + "intermediate.dense.bias")))
+            inner = act(
+                F.linear(x, self.active(p + "intermediate.dense.weight"), self.active(p + "intermediate.dense.bias"))
+            )
             if self.observer:
                 self.observer(i, "neurons", inner)
             ffn_out = F.linear(inner, self.active(p + "output.dense.weight"), self.active(p + "output.dense.bias"))

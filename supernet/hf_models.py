@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers import (
+    BertConfig,
+    BertModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
 from search_spaces import Arch, hf_config_overrides
 
@@ -17,7 +24,14 @@ CONFIG_CLASS: dict[str, type[PretrainedConfig]] = {"encoder": BertConfig, "decod
 MODEL_CLASS: dict[str, type[PreTrainedModel]] = {"encoder": BertModel, "decoder": LlamaForCausalLM}
 
 # Keys of a teacher config that must not carry over to a student built from it.
-_DROPPED_KEYS = ("quantization_config", "_name_or_path", "architectures", "transformers_version", "dtype", "torch_dtype")
+_DROPPED_KEYS = (
+    "quantization_config",
+    "_name_or_path",
+    "architectures",
+    "transformers_version",
+    "dtype",
+    "torch_dtype",
+)
 
 
 def student_config(arch: Arch, base: PretrainedConfig | dict[str, Any] | None = None) -> PretrainedConfig:
@@ -33,8 +47,9 @@ def student_config(arch: Arch, base: PretrainedConfig | dict[str, Any] | None = 
     return config
 
 
-def build_model(arch: Arch, base: PretrainedConfig | dict[str, Any] | None = None,
-                attn_implementation: str = "eager") -> PreTrainedModel:
+def build_model(
+    arch: Arch, base: PretrainedConfig | dict[str, Any] | None = None, attn_implementation: str = "eager"
+) -> PreTrainedModel:
     """A randomly initialised stock HF model of `arch` (fp32, eval mode)."""
     config = student_config(arch, base)
     config._attn_implementation = attn_implementation

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from search_spaces import Arch, LAYER_POLICIES, SupernetShape, layer_indices
+from search_spaces import LAYER_POLICIES, Arch, SupernetShape, layer_indices
 from search_spaces.layers import LayerPolicy
 from supernet.hf_models import MODEL_CLASS, student_config
 
@@ -173,7 +173,8 @@ class SuperLM(nn.Module):
         if why is not None:
             raise ValueError(why)
         self.arch = arch
-        self.layers = [self._position[i] for i in layer_indices(self.layer_policy, arch.num_layers, self.shape.teacher_layers)]
+        kept = layer_indices(self.layer_policy, arch.num_layers, self.shape.teacher_layers)
+        self.layers = [self._position[i] for i in kept]
 
     # -- extraction -----------------------------------------------------------------------
 
@@ -207,8 +208,10 @@ class SuperLM(nn.Module):
         """A new SuperLM of the same class and layer policy holding only `shape`, its weights the
         leading slices of this one's (so it computes every member exactly as this one does)."""
         if shape.teacher_layers != self.shape.teacher_layers:
-            raise ValueError(f"shape.teacher_layers: got {shape.teacher_layers}; this supernet's teacher has "
-                             f"{self.shape.teacher_layers}")
+            raise ValueError(
+                f"shape.teacher_layers: got {shape.teacher_layers}; this supernet's teacher has "
+                f"{self.shape.teacher_layers}"
+            )
         missing = sorted(set(shape.layers) - set(self._position))
         if missing:
             raise ValueError(f"shape.layers: teacher layers {missing} are not held by this supernet")
@@ -232,12 +235,17 @@ class SuperLM(nn.Module):
         return self._weights
 
     def describe(self) -> dict[str, Any]:
-        return {"family": self.FAMILY, "full_arch": self.full_arch.to_dict(), "layer_policy": self.layer_policy,
-                "shape": self.shape.to_dict()}
+        return {
+            "family": self.FAMILY,
+            "full_arch": self.full_arch.to_dict(),
+            "layer_policy": self.layer_policy,
+            "shape": self.shape.to_dict(),
+        }
 
 
-def _model_with(arch: Arch, base: PretrainedConfig, state: dict[str, Tensor],
-                attn_implementation: str = "sdpa") -> PreTrainedModel:
+def _model_with(
+    arch: Arch, base: PretrainedConfig, state: dict[str, Tensor], attn_implementation: str = "sdpa"
+) -> PreTrainedModel:
     """A stock HF model of `arch` (config inherited from `base`) holding exactly `state`."""
     config = student_config(arch, base)
     config._attn_implementation = attn_implementation

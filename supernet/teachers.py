@@ -18,10 +18,17 @@ import tempfile
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from supernet.hf_models import MODEL_CLASS, student_config
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
 from search_spaces import Arch, arch_from_hf_config
+from supernet.hf_models import MODEL_CLASS, student_config
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +94,9 @@ def load_config(teacher_id: str, revision: str | None = None, trust_remote_code:
             trust_remote_code=trust_remote_code,
         )
     except (OSError, ValueError) as err:
-        raise TeacherError(f"teacher.id: cannot read the config of {teacher_id!r} ({str(err).splitlines()[0]})") from None
+        raise TeacherError(
+            f"teacher.id: cannot read the config of {teacher_id!r} ({str(err).splitlines()[0]})"
+        ) from None
 
 
 def teacher_arch(config: PretrainedConfig) -> Arch:
@@ -97,10 +106,13 @@ def teacher_arch(config: PretrainedConfig) -> Arch:
         raise TeacherError(str(err)) from None
 
 
-def load_tokenizer(teacher_id: str, revision: str | None = None, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    teacher_id: str, revision: str | None = None, trust_remote_code: bool = False
+) -> PreTrainedTokenizerBase:
     src = resolve(teacher_id)
-    tok = AutoTokenizer.from_pretrained(src.name_or_path, gguf_file=src.gguf_file, revision=revision,
-                                        trust_remote_code=trust_remote_code)
+    tok = AutoTokenizer.from_pretrained(
+        src.name_or_path, gguf_file=src.gguf_file, revision=revision, trust_remote_code=trust_remote_code
+    )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token  # decoders ship without a pad token; padding is masked anyway
     return tok
@@ -139,4 +151,3 @@ def _load_gguf_and_cache(src: TeacherSource, config: PretrainedConfig, arch: Arc
     except OSError:  # another process cached it first
         pass
     return model
-

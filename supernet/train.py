@@ -234,8 +234,17 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | CachedTeacher | None, s
     return TrainResult(sub.name, cfg.steps, checkpoint, skipped, last_eval, spent)
 
 
-def train_fixed(arch: Arch, init: SuperLM, teacher: SuperLM | CachedTeacher | None, data: TokenizedData, cfg: TrainConfig,
-                relation_heads: int, out_dir: Path, device: torch.device, steps: int) -> tuple[SuperLM, TrainResult]:
+def train_fixed(
+    arch: Arch,
+    init: SuperLM,
+    teacher: SuperLM | CachedTeacher | None,
+    data: TokenizedData,
+    cfg: TrainConfig,
+    relation_heads: int,
+    out_dir: Path,
+    device: torch.device,
+    steps: int,
+) -> tuple[SuperLM, TrainResult]:
     """Train the fixed-shape network `arch`, initialised from `init`'s weights (a truncation of
     it), for `steps` steps from `teacher` (None: teacher-free), resumable in `out_dir`. Returns it
     as a SuperLM of its own shape."""
@@ -243,8 +252,9 @@ def train_fixed(arch: Arch, init: SuperLM, teacher: SuperLM | CachedTeacher | No
 
     net = build_supernet(init.extract(arch)).to(device)
     fixed = cfg.model_copy(update={"steps": steps, "n_random": 0, "checkpoint_every": steps, "eval_every": steps})
-    result = train_supernet(net, teacher, SubSpace.single(arch), data, fixed, relation_heads, out_dir, device,
-                            progress=False)
+    result = train_supernet(
+        net, teacher, SubSpace.single(arch), data, fixed, relation_heads, out_dir, device, progress=False
+    )
     return net.eval(), result
 
 

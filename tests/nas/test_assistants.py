@@ -8,40 +8,53 @@ import math
 import optuna
 import pytest
 import torch
+from conftest import TINY_DECODER, TINY_ENCODER, tiny_run_config
 from optuna.trial import TrialState
 
-from conftest import TINY_DECODER, TINY_ENCODER, tiny_run_config
-from nas import assistants as ta
+from nas.assistants import candidates as ta
+from nas.assistants.schedule import run_schedule
 from nas.config import AUTODISC_GRID, ConfigError, parse_config
-from nas.schedule import run_schedule
-from nas.search import run_search
+from nas.search.study import run_search
 from nas.train import run_train
 from search_spaces import Arch, flops, params
 from supernet.train import sandwich_for_step, step_flops
 
 
 def _arch(layers: int, hidden: int) -> Arch:
-    return TINY_ENCODER.replace(num_layers=layers, hidden_size=hidden, num_heads=hidden // 16, num_kv_heads=hidden // 16,
-                                intermediate_size=2 * hidden)
+    return TINY_ENCODER.replace(
+        num_layers=layers,
+        hidden_size=hidden,
+        num_heads=hidden // 16,
+        num_kv_heads=hidden // 16,
+        intermediate_size=2 * hidden,
+    )
 
 
 def _scored(cost: float, p: float, s: float, lam: float, layers: int = 1) -> ta.Scored:
     arch = _arch(layers, 16 * (1 + int(cost)))
-    return ta.Scored(ta.Candidate(s, arch, cost, s), p, ta.tradeoff(p, s, lam))
+    return ta.Scored(ta.TACandidate(s, arch, cost, s), p, ta.tradeoff(p, s, lam))
 
 
 def test_tradeoff_formula_with_float_lambda():
     assert ta.tradeoff(0.6, 0.5, 0.3) == pytest.approx(0.75)
     assert ta.tradeoff(0.9, 0.1, 0.0) == pytest.approx(0.9)
-    assert parse_config({"teacher": {"id": "x"}, "data": {"files": ["a"]},
-                         "assistants": {"lambda": 0.3}}).assistants.tradeoff == 0.3
+    assert (
+        parse_config(
+            {"teacher": {"id": "x"}, "data": {"files": ["a"]}, "assistants": {"lambda": 0.3}}
+        ).assistants.tradeoff
+        == 0.3
+    )
 
 
 def test_choose_is_the_argmax_of_t_among_eligible_candidates():
     lam = 0.3
     # cost, P, sparsity -> T: (8, .90, .2) .96; (5, .80, .5) .95; (3, .75, .7) .96 but too small; (6, .85, .4) .97
-    rows = [_scored(8, 0.90, 0.2, lam, 1), _scored(5, 0.80, 0.5, lam, 2), _scored(3, 0.75, 0.7, lam, 3),
-            _scored(6, 0.85, 0.4, lam, 4)]
+    rows = [
+        _scored(8, 0.90, 0.2, lam, 1),
+        _scored(5, 0.80, 0.5, lam, 2),
+        _scored(3, 0.75, 0.7, lam, 3),
+        _scored(6, 0.85, 0.4, lam, 4),
+    ]
     assert [round(r.score, 4) for r in rows] == [0.96, 0.95, 0.96, 0.97]
     chain = ta.choose(rows, target_cost=4.0)
     assert [c.candidate.cost for c in chain] == [6]
@@ -49,8 +62,8 @@ def test_choose_is_the_argmax_of_t_among_eligible_candidates():
     assert [c.candidate.cost for c in two] == [8, 6]  # the two best T, largest first
     assert ta.choose(rows, target_cost=9.0) == []  # none is large enough: distil directly
     # λ = 0 prefers the most accurate; a large λ the sparsest eligible one.
-    assert ta.choose([_scored(8, .9, .2, 0.0, 1), _scored(5, .8, .5, 0.0, 2)], 4.0)[0].candidate.cost == 8
-    assert ta.choose([_scored(8, .9, .2, 1.0, 1), _scored(5, .8, .5, 1.0, 2)], 4.0)[0].candidate.cost == 5
+    assert ta.choose([_scored(8, 0.9, 0.2, 0.0, 1), _scored(5, 0.8, 0.5, 0.0, 2)], 4.0)[0].candidate.cost == 8
+    assert ta.choose([_scored(8, 0.9, 0.2, 1.0, 1), _scored(5, 0.8, 0.5, 1.0, 2)], 4.0)[0].candidate.cost == 5
 
 
 def test_candidate_grid_picks_the_member_nearest_in_cost():
@@ -134,8 +147,10 @@ def test_training_through_the_assistant_counts_the_ta_forwards(decoder_schedule)
 
     run = open_run(config, save_config=False)
     seq = 16
-    expected = sum(step_flops(sandwich_for_step(run.space["small"], 0, step, 1), ta_arch, 4, seq, 1)
-                   for step in range(config.train.steps))
+    expected = sum(
+        step_flops(sandwich_for_step(run.space["small"], 0, step, 1), ta_arch, 4, seq, 1)
+        for step in range(config.train.steps)
+    )
     assert results[0].train_flops == expected
     assert results[0].checkpoint is not None and results[0].checkpoint.exists()
 
@@ -170,8 +185,9 @@ def test_joint_search_records_ta_scale_and_student(decoder_schedule):
     results = run_search(config, trials=3, subspaces=["small"], joint_assistant=True)
     assert [(r.study_name, r.complete) for r in results] == [("run:small:joint-ta", 3)]
     study = optuna.load_study(study_name="run:small:joint-ta", storage=config.storage_url)
-    allowed = {0.0} | {s.candidate.grid_sparsity for s in schedule.scored
-                       if s.candidate.cost >= schedule.targets["small"]}
+    allowed = {0.0} | {
+        s.candidate.grid_sparsity for s in schedule.scored if s.candidate.cost >= schedule.targets["small"]
+    }
     for t in study.get_trials(states=(TrialState.COMPLETE,)):
         assert t.params["ta_sparsity"] in allowed
         assert t.user_attrs["eval_key"].endswith(f"|ta_sparsity={t.params['ta_sparsity']}")
@@ -188,8 +204,12 @@ def test_schedule_command_prints_the_table_it_records(decoder_schedule, tmp_path
     config, schedule = decoder_schedule
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
-    out = subprocess.run([sys.executable, "-m", "nas.cli", "schedule", str(path), "--json", "--lambda", "0.2"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "nas.cli", "schedule", str(path), "--json", "--lambda", "0.2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     printed = json.loads(out.stdout)
     assert [r["arch_id"] for r in printed["candidates"]] == [s.candidate.arch.id for s in schedule.scored]
@@ -201,8 +221,11 @@ def test_proxy_task_performance_is_the_dev_accuracy(tmp_path):
     rows = ["text,label"] + [f"{'good great fine' if i % 2 else 'bad awful poor'} film {i},{i % 2}" for i in range(60)]
     (tmp_path / "labelled.csv").write_text("\n".join(rows) + "\n")
     raw = tiny_run_config(tmp_path, TINY_ENCODER, steps=1)
-    raw["assistants"] = {"supernet_steps": 1, "grid": [0.5],
-                         "proxy_task": {"data": str(tmp_path / "labelled.csv"), "epochs": 1, "seq_len": 16}}
+    raw["assistants"] = {
+        "supernet_steps": 1,
+        "grid": [0.5],
+        "proxy_task": {"data": str(tmp_path / "labelled.csv"), "epochs": 1, "seq_len": 16},
+    }
     config = parse_config(raw)
     [scored] = run_schedule(config, progress=False).scored
     study = optuna.load_study(study_name=ta.schedule_study_name(config), storage=config.storage_url)

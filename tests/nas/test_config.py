@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 import nas
 from nas.config import ConfigError, load_config, parse_config
 

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import optuna
 import pytest
-
 from conftest import TINY_ENCODER, tiny_run_config
+
 from nas.config import parse_config
 from nas.export import export
 from nas.finetune import finetune, macro_f1
-from nas.search import run_search
+from nas.search.study import run_search
 from nas.train import run_train
 
 

@@ -6,16 +6,23 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from conftest import TINY_ENCODER, tiny_run_config
 from optuna.trial import TrialState
 
-from conftest import TINY_ENCODER, tiny_run_config
 from nas.config import parse_config
 from nas.latency import (
-    FEATURES, LatencyPredictor, LatencyTable, NoPredictorError, device_description, features, measure_arch,
-    predictor_path, table_path,
+    FEATURES,
+    LatencyPredictor,
+    LatencyTable,
+    NoPredictorError,
+    device_description,
+    features,
+    measure_arch,
+    predictor_path,
+    table_path,
 )
 from nas.run import open_run
-from nas.search import run_search
+from nas.search.study import run_search
 from nas.train import run_train
 from search_spaces import SearchSpace, hf_config_overrides
 
@@ -105,22 +112,38 @@ def test_latency_budget_excludes_candidates_predicted_over_it(tmp_path):
             seen_over |= predicted > 2.5
         assert study.user_attrs["provenance"]["latency"]["source"] == "predicted"
     assert seen_over
-    from nas.pareto import load_points, pareto_front
+    from nas.search.pareto import load_points, pareto_front
 
     points, directions = load_points(config.storage_url)
-    assert all(p.objectives["latency_ms"] <= 2.5 for p in pareto_front(points, ["relation_kd", "latency_ms"], directions))
+    assert all(
+        p.objectives["latency_ms"] <= 2.5 for p in pareto_front(points, ["relation_kd", "latency_ms"], directions)
+    )
 
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "nas.cli", "pareto", "--storage", config.storage_url,
-                          "--objectives", "relation_kd", "latency_ms", "--verify-latency"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nas.cli",
+            "pareto",
+            "--storage",
+            config.storage_url,
+            "--objectives",
+            "relation_kd",
+            "latency_ms",
+            "--verify-latency",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "predicted ms" in out.stdout and "measured ms" in out.stdout
     lines = out.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if "predicted ms" in line)
-    rows = lines[start + 1:-1]
+    rows = lines[start + 1 : -1]
     front = pareto_front(points, ["relation_kd", "latency_ms"], directions)
     assert [int(r.split()[0]) for r in rows] == [p.trial_id for p in front]  # every front point re-measured
     assert lines[-1].startswith("mean absolute error")

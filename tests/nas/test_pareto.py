@@ -5,15 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas.pareto import Point, hypervolume, pareto_front, reference_point
+from nas.search.pareto import Point, hypervolume, pareto_front, reference_point
 
 
 def point(n: int, kd: float, flops: float, feasible: bool = True) -> Point:
     return Point("s", "sub", n, n, f"a{n}", {}, {"relation_kd": kd, "flops": flops, "acc": -kd}, feasible, {})
 
 
-POINTS = [point(0, 1.0, 4.0), point(1, 2.0, 2.0), point(2, 3.0, 1.0), point(3, 2.5, 3.0),  # 3 is dominated by 1
-          point(4, 0.5, 1.0, feasible=False)]                                                # infeasible, would dominate all
+POINTS = [
+    point(0, 1.0, 4.0),
+    point(1, 2.0, 2.0),
+    point(2, 3.0, 1.0),
+    point(3, 2.5, 3.0),  # 3 is dominated by 1
+    point(4, 0.5, 1.0, feasible=False),
+]  # infeasible, would dominate all
 DIRECTIONS = {"relation_kd": "minimize", "flops": "minimize", "acc": "maximize"}
 
 
@@ -31,8 +36,9 @@ def test_hypervolume_of_a_hand_computed_staircase():
     # A maximised objective counts through its sign: acc = -kd gives the same area.
     assert hypervolume(front, ["acc", "flops"], DIRECTIONS, np.array([4.0, 5.0])) == pytest.approx(8.0)
     # Dropping the middle point (2,2) loses what only it dominates: (3-2) x (4-2) = 2.
-    assert hypervolume([front[0], front[2]], ["relation_kd", "flops"], DIRECTIONS,
-                       np.array([4.0, 5.0])) == pytest.approx(6.0)
+    assert hypervolume(
+        [front[0], front[2]], ["relation_kd", "flops"], DIRECTIONS, np.array([4.0, 5.0])
+    ) == pytest.approx(6.0)
     assert hypervolume([], ["relation_kd", "flops"], DIRECTIONS, np.array([4.0, 5.0])) == 0.0
 
 

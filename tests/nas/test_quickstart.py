@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import TINY_ENCODER, tiny_run_config
 
 
@@ -38,11 +37,11 @@ def test_decoder_quickstart_distils_the_chosen_student_and_its_export_generates_
     import json
 
     import torch
-
     from conftest import TINY_DECODER
+
+    from nas.config import load_config
     from nas.quickstart import export_matches_supernet, quickstart
     from nas.run import open_run
-    from nas.config import load_config
     from supernet.hf_models import MODEL_CLASS
 
     raw = tiny_run_config(tmp_path, TINY_DECODER, steps=2, teacher_top_k=16,

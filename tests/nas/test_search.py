@@ -12,14 +12,15 @@ import optuna
 import pytest
 import torch
 import yaml
+from conftest import TINY_ENCODER, tiny_run_config
 from optuna.trial import TrialState
 from transformers import AutoModel
 
-from conftest import TINY_ENCODER, tiny_run_config
 from nas.config import parse_config
-from nas.pareto import load_points, pareto_front
 from nas.run import load_trained_supernet, open_run
-from nas.search import arch_params, free_dims, nearest_member, run_search, suggest_arch
+from nas.search.pareto import load_points, pareto_front
+from nas.search.space import arch_params, free_dims, nearest_member, suggest_arch
+from nas.search.study import run_search
 from nas.train import run_train
 from search_spaces import params
 
@@ -68,7 +69,9 @@ def test_search_records_everything_and_pareto_reads_it(trained):
         assert not any(q.feasible and q.objectives["relation_kd"] < p.objectives["relation_kd"]
                        and q.objectives["flops"] < p.objectives["flops"] for q in points)
 
-    out = nas("pareto", "--storage", storage, "--format", "json", "--max-flops", "1e6", "--plot", str(tmp / "front.png"))
+    out = nas(
+        "pareto", "--storage", storage, "--format", "json", "--max-flops", "1e6", "--plot", str(tmp / "front.png")
+    )
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert rows and all(r["objectives"]["flops"] <= 1e6 for r in rows)
@@ -103,7 +106,9 @@ def test_export_loads_with_automodel_and_matches_the_supernet(trained):
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).last_hidden_state, supernet(ids).hidden, atol=1e-5, rtol=0)
     assert "# Student" in (tmp / "student" / "README.md").read_text()
-    refused = nas("export", "--storage", config.storage_url, "--trial", str(record["trial_id"]), "--out", str(tmp / "student"))
+    refused = nas(
+        "export", "--storage", config.storage_url, "--trial", str(record["trial_id"]), "--out", str(tmp / "student")
+    )
     assert refused.returncode == 2 and "is not empty; pass --force" in refused.stderr
 
 
@@ -124,11 +129,11 @@ def test_killed_search_resumes_without_losing_or_duplicating_trials(trained, tmp
 
 
 def test_failing_evaluation_is_recorded_and_the_search_goes_on(trained, tmp_path, monkeypatch):
-    import nas.evaluate
+    import nas.search.evaluate
 
     tmp, raw = trained
     raw = {**raw, "storage": f"sqlite:///{tmp_path / 'fail.db'}", "search": {**raw["search"], "trials": 4}}
-    real = nas.evaluate.Evaluator.measure
+    real = nas.search.evaluate.SupernetEvaluator.measure
     calls = {"n": 0}
 
     def flaky(self, arch):
@@ -137,7 +142,7 @@ def test_failing_evaluation_is_recorded_and_the_search_goes_on(trained, tmp_path
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return real(self, arch)
 
-    monkeypatch.setattr(nas.evaluate.Evaluator, "measure", flaky)
+    monkeypatch.setattr(nas.search.evaluate.SupernetEvaluator, "measure", flaky)
     [result] = run_search(parse_config(raw), subspaces=["small"])
     assert (result.finished, result.failed) == (4, 1)
     study = optuna.load_study(study_name=result.study_name, storage=raw["storage"])
@@ -179,8 +184,14 @@ def test_decoder_combination_outside_the_rules_is_repaired_to_the_nearest_member
 
     space = SearchSpace.from_teacher({"model_type": "llama", **hf_config_overrides(tiny_decoder_arch)}, partitions=1)
     sub = space.subspaces[0]
-    wanted = {"num_layers": 4, "hidden_size": 72, "head_dim": 16, "num_heads": 4, "num_kv_heads": 3,
-              "intermediate_size": 96}  # 4 % 3 != 0: not a Llama shape
+    wanted = {
+        "num_layers": 4,
+        "hidden_size": 72,
+        "head_dim": 16,
+        "num_heads": 4,
+        "num_kv_heads": 3,
+        "intermediate_size": 96,
+    }  # 4 % 3 != 0: not a Llama shape
     trial = optuna.trial.FixedTrial(wanted)
     arch = suggest_arch(trial, sub)
     assert arch in sub and trial.user_attrs["repaired"] is True
@@ -225,14 +236,21 @@ def test_each_sub_space_trains_and_loads_its_hull_and_old_whole_teacher_runs_sti
     assert sizes[0] < params(run.space.teacher).total  # the small box holds less than the teacher
 
     small, base = run.space.subspaces
-    with pytest.raises(ValueError, match=r"does not hold member eL\d.*\(arch\.\w+: got \d+; the supernet allows at most"):
+    with pytest.raises(
+        ValueError, match=r"does not hold member eL\d.*\(arch\.\w+: got \d+; the supernet allows at most"
+    ):
         load_trained_supernet(run, small.name, torch.device("cpu"), members=base)
 
     # A run written before supernets were hulls: teacher-shaped weights, no shape recorded.
     old = open_run(parse_config({**raw, "run_dir": str(tmp_path / "old")}), save_config=False)
     teacher = load_teacher_net(old, torch.device("cpu"))
-    save_checkpoint(old.supernet_dir(small.name), 2, dict(teacher.weights()), None,
-                    {"supernet": {k: v for k, v in teacher.describe().items() if k != "shape"}})
+    save_checkpoint(
+        old.supernet_dir(small.name),
+        2,
+        dict(teacher.weights()),
+        None,
+        {"supernet": {k: v for k, v in teacher.describe().items() if k != "shape"}},
+    )
     net, _ = load_trained_supernet(old, small.name, torch.device("cpu"))
     assert net.shape == SupernetShape.whole(run.space.teacher)
     ids = torch.randint(0, 30522, (2, 9))
@@ -296,8 +314,11 @@ def test_repeated_proposals_outside_the_band_go_to_the_nearest_untried_member(tr
     import itertools
 
     dims = free_dims(sub)
-    outside = next(dict(zip(dims, combo)) for combo in itertools.product(*dims.values())
-                   if tuple(sorted(zip(dims, combo))) not in members)
+    outside = next(
+        dict(zip(dims, combo))
+        for combo in itertools.product(*dims.values())
+        if tuple(sorted(zip(dims, combo))) not in members
+    )
     study = optuna.create_study()
     chosen = []
     for _ in range(3):
@@ -308,3 +329,26 @@ def test_repeated_proposals_outside_the_band_go_to_the_nearest_untried_member(tr
     assert len(set(chosen)) == 3 and all(a in sub for a in chosen)  # three proposals, three members
     assert chosen[0] == nearest_member(outside, sub)  # the first is simply the nearest
     assert all(t.user_attrs["repaired"] and t.user_attrs["arch_id"] == a.id for t, a in zip(study.trials, chosen))
+
+
+
+def test_a_member_already_tried_queued_or_running_is_not_proposed_again(trained):
+    # Two workers: A has taken the queued warm start (the largest) but not yet suggested it; B
+    # proposes the same member meanwhile. B goes to the nearest member not yet tried; A keeps its
+    # warm start; a later proposal of either member goes elsewhere too.
+    _, raw = trained
+    sub = open_run(parse_config(raw), save_config=False).space["small"]
+    largest = arch_params(sub.largest, sub)
+    study = optuna.create_study()
+    study.enqueue_trial(largest)
+    a = study.ask()  # RUNNING, its parameters fixed, nothing recorded yet
+    study.enqueue_trial(largest)
+    b = study.ask()
+    moved = suggest_arch(b, sub)
+    assert moved != sub.largest and moved in sub and b.user_attrs["repaired"] is True
+    assert moved == nearest_member(largest, sub, frozenset({sub.largest.id}))
+    assert suggest_arch(a, sub) == sub.largest and "repaired" not in a.user_attrs
+    study.tell(a, 0.0)
+    study.tell(b, 0.0)
+    study.enqueue_trial(largest)
+    assert suggest_arch(study.ask(), sub) not in (sub.largest, moved)

@@ -10,14 +10,14 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import TINY_ENCODER, tiny_run_config
 from optuna.trial import TrialState
 
-from conftest import TINY_ENCODER, tiny_run_config
+from nas.assistants.schedule import run_schedule
 from nas.config import parse_config
+from nas.ray.cluster import LoopbackRayCluster
 from nas.run import open_run
-from nas.schedule import run_schedule
 from nas.train import run_train
-from nas.local_cluster import LoopbackRayCluster
 from supernet.checkpoint import load_latest
 
 DDP_TOLERANCE = 1e-5  # max |w| difference, 2 workers vs 1 worker with the doubled batch (fp32, gloo)
@@ -77,7 +77,9 @@ def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path):
     assert trials[0].user_attrs.get("warm_start")  # the truncated teacher went first
     failed, ok = optuna.load_study(study_name="searched:small", storage=faulty["storage"]).get_trials()
     assert failed.state == TrialState.FAIL and ok.state == TrialState.COMPLETE  # the search went on
-    assert failed.user_attrs["fail_reason"] == f"InjectedFault: injected failure at evaluate:searched:small:{largest.id}"
+    assert (
+        failed.user_attrs["fail_reason"] == f"InjectedFault: injected failure at evaluate:searched:small:{largest.id}"
+    )
     joint = optuna.load_study(study_name="searched:small:joint-ta", storage=storage).get_trials()
     assert [t.state for t in joint] == [TrialState.COMPLETE] * 3
     assert all("ta_sparsity" in t.params for t in joint)

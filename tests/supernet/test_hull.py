@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import assert_extraction_parity
+
 from search_spaces import SearchSpace, hf_config_overrides, hull, layer_indices, params
 from supernet.hf_models import build_model
 from supernet.registry import build_supernet

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import torch
-
 from conftest import TINY_DECODER, TINY_ENCODER
+
 from supernet.hf_models import build_model
 from supernet.importance import head_order, measure_importance, reorder_by_importance
 from supernet.registry import build_supernet

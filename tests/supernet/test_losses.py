@@ -8,8 +8,16 @@ import pytest
 import torch
 
 from supernet.losses import (
-    atkd, atkd_terms, check_relation_heads, default_relation_heads, forward_kl, hidden_mse,
-    lm_loss, relation_loss, relation_targets, reverse_kl,
+    atkd,
+    atkd_terms,
+    check_relation_heads,
+    default_relation_heads,
+    forward_kl,
+    hidden_mse,
+    lm_loss,
+    relation_loss,
+    relation_targets,
+    reverse_kl,
 )
 
 
@@ -108,7 +116,9 @@ def test_atkd_easy_weight_changes_the_loss_and_ties_at_the_median_are_hard():
     terms = atkd_terms(s, t, targets)
     hard_b = (terms.tkd[0, 1] + terms.dkd[0, 1]).item()
     for easy in (0.0, 0.2, 1.0):
-        assert atkd(s, t, targets, mask, easy_weight=easy).item() == pytest.approx(easy * dkd_a + 0.8 * hard_b, rel=1e-5)
+        assert atkd(s, t, targets, mask, easy_weight=easy).item() == pytest.approx(
+            easy * dkd_a + 0.8 * hard_b, rel=1e-5
+        )
     # Ties: three tokens with equal UNC 0.6 and one with 0.1. The median is 0.6; "at or above"
     # makes the three tied tokens hard (mean of their TKD + DKD), the sure one easy.
     t4 = torch.log(torch.tensor([[[0.4, 0.3, 0.3], [0.4, 0.3, 0.3], [0.4, 0.3, 0.3], [0.9, 0.08, 0.02]]]))

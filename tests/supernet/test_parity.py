@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_extraction_parity
 from transformers import AutoModel, AutoModelForCausalLM
 
-from conftest import assert_extraction_parity
 from search_spaces import SearchSpace, hf_config_overrides
 from supernet.hf_models import build_model
 from supernet.registry import UnsupportedTeacherError, build_supernet, supernet_class

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import assert_extraction_parity
+
 from search_spaces import SearchSpace
 from supernet import teachers
 from supernet.registry import build_supernet

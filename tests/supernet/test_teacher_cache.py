@@ -28,9 +28,10 @@ def test_the_rebuilt_distribution_is_exact_at_full_k_and_keeps_the_top_k_exactly
 
 @pytest.fixture
 def cached_setup(tmp_path, tiny_decoder_arch):
+    from conftest import tiny_run_config
+
     from nas.config import parse_config
     from nas.run import load_data, load_teacher_net, open_run
-    from conftest import tiny_run_config
 
     raw = tiny_run_config(tmp_path, tiny_decoder_arch)
     run = open_run(parse_config(raw))
@@ -65,9 +66,10 @@ def test_each_row_runs_the_teacher_once_and_a_torn_row_is_recomputed(cached_setu
 
 
 def test_training_through_the_cache_matches_the_live_teacher_and_fills_only_the_rows_used(tmp_path, tiny_decoder_arch):
+    from conftest import tiny_run_config
+
     from nas.config import parse_config
     from nas.train import run_train
-    from conftest import tiny_run_config
 
     losses = {}
     for name, top_k in (("live", None), ("cached", 30522)):
@@ -77,7 +79,10 @@ def test_training_through_the_cache_matches_the_live_teacher_and_fills_only_the_
         raw["train"]["loss"] = {"relation": {"weight": 0.0}, "logits": "forward_kl"}
         config = parse_config(raw)
         run_train(config, progress=False)
-        log = [json.loads(line) for line in (Path(config.run_dir) / "supernets" / "full" / "train.jsonl").read_text().splitlines()]
+        log = [
+            json.loads(line)
+            for line in (Path(config.run_dir) / "supernets" / "full" / "train.jsonl").read_text().splitlines()
+        ]
         losses[name] = [r["logit_kd"] for r in log]
         if top_k:
             assert "relation_kd" not in log[0]  # relation weight 0 and a cache: no teacher forward at all

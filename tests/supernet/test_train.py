@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import TINY_DECODER, TINY_ENCODER, tiny_run_config
 from safetensors.torch import load_file
 
-from conftest import TINY_DECODER, TINY_ENCODER, tiny_run_config
 from nas.config import parse_config
 from nas.train import run_train
 from supernet.checkpoint import load_latest
@@ -97,4 +97,15 @@ def test_learning_rate_schedule():
     from supernet.config import TrainConfig
 
     cfg = TrainConfig(steps=10, lr=1.0, warmup_frac=0.2)
-    assert [round(learning_rate(cfg, s), 4) for s in range(10)] == [0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]
+    assert [round(learning_rate(cfg, s), 4) for s in range(10)] == [
+        0.5,
+        1.0,
+        1.0,
+        0.875,
+        0.75,
+        0.625,
+        0.5,
+        0.375,
+        0.25,
+        0.125,
+    ]

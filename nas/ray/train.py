@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import RunConfig, parse_config
+from nas.ray.cluster import init_ray
+from nas.run import load_data, open_run, training_setup
 from supernet.checkpoint import load_latest
-from supernet.train import TrainResult
+from supernet.train import Shard, TrainResult, train_supernet
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,6 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from nas.run import load_data, load_teacher_net, open_run, supernet_shape, training_teacher
-    from nas.train import fresh_supernet, teacher_importance
-    from supernet.train import Shard, train_supernet
-
     ctx = ray.train.get_context()
     config = parse_config(loop_config["config"])
     run = open_run(config, save_config=False)
@@ -60,18 +58,15 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     out_dir = run.supernet_dir(sub.name)
     restore_from_ray(ray.train.get_checkpoint(), out_dir)
     device = ray.train.torch.get_device()
-    data = load_data(run)
-    teacher = load_teacher_net(run, device)
-    importance = teacher_importance(teacher, data, config.train, device) if config.train.reorder_importance else None
-    supernet = fresh_supernet(teacher, importance, supernet_shape(run, sub))
+    setup = training_setup(run, device)
+    supernet = setup.supernet(sub)
 
     def report(step: int, path: Path | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(path)) if path is not None else None
         ray.train.report({"step": step, "node": ray.get_runtime_context().get_node_id()}, checkpoint=checkpoint)
 
-    source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
-    train_supernet(supernet, source, sub, data, config.train, run.relation_heads, out_dir, device, progress=False,
-                   shard=Shard(ctx.get_world_rank(), ctx.get_world_size()), on_checkpoint=report)
+    train_supernet(supernet, setup.source(), sub, setup.data, config.train, run.relation_heads, out_dir, device,
+                   progress=False, shard=Shard(ctx.get_world_rank(), ctx.get_world_size()), on_checkpoint=report)
 
 
 def run_train_on_ray(config: RunConfig, workers: int, address: str, subspaces: list[str] | None = None,
@@ -79,26 +74,32 @@ def run_train_on_ray(config: RunConfig, workers: int, address: str, subspaces: l
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from nas.run import load_data, open_run
-    from nas.search_ray import init_ray
-
     run = open_run(config)  # every check before the cluster is touched
-    chosen = [run.space[n] for n in subspaces] if subspaces else list(run.space.subspaces)
+    chosen = run.subspaces(subspaces)
     load_data(run)  # tokenised once here; the workers read the cache
     init_ray(address)
     use_gpu = config.ray.gpus_per_trial > 0
-    trainers = [TorchTrainer(
-        _worker_loop,
-        train_loop_config={"config": config.model_dump(mode="json", by_alias=True), "subspace": sub.name},
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=workers, use_gpu=use_gpu,
-            resources_per_worker={"CPU": config.ray.cpus_per_trial, **({"GPU": config.ray.gpus_per_trial} if use_gpu else {})}),
-        run_config=ray.train.RunConfig(
-            name=f"{run.run_dir.name}-{sub.name}",
-            storage_path=storage_path or str((run.run_dir / "ray_train").resolve()),
-            failure_config=ray.train.FailureConfig(max_failures=config.ray.max_failures)),
-    ) for sub in chosen]
+    trainers = [
+        TorchTrainer(
+            _worker_loop,
+            train_loop_config={"config": config.model_dump(mode="json", by_alias=True), "subspace": sub.name},
+            torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+            scaling_config=ray.train.ScalingConfig(
+                num_workers=workers,
+                use_gpu=use_gpu,
+                resources_per_worker={
+                    "CPU": config.ray.cpus_per_trial,
+                    **({"GPU": config.ray.gpus_per_trial} if use_gpu else {}),
+                },
+            ),
+            run_config=ray.train.RunConfig(
+                name=f"{run.run_dir.name}-{sub.name}",
+                storage_path=storage_path or str((run.run_dir / "ray_train").resolve()),
+                failure_config=ray.train.FailureConfig(max_failures=config.ray.max_failures),
+            ),
+        )
+        for sub in chosen
+    ]
     log.info("training %d supernet(s) with %d Ray Train worker(s) each", len(trainers), workers)
     with ThreadPoolExecutor(max_workers=len(trainers)) as pool:
         list(pool.map(lambda t: t.fit(), trainers))
@@ -107,6 +108,14 @@ def run_train_on_ray(config: RunConfig, workers: int, address: str, subspaces: l
         ckpt = load_latest(run.supernet_dir(sub.name), with_optimizer=False)
         if ckpt is None:
             raise RuntimeError(f"Ray Train finished sub-space {sub.name!r} without a checkpoint in {run.run_dir}")
-        results.append(TrainResult(sub.name, ckpt.step, ckpt.path, list(ckpt.state.get("skipped_steps", [])),
-                                   ckpt.state.get("last_eval", {}), float(ckpt.state.get("train_flops", 0.0))))
+        results.append(
+            TrainResult(
+                sub.name,
+                ckpt.step,
+                ckpt.path,
+                list(ckpt.state.get("skipped_steps", [])),
+                ckpt.state.get("last_eval", {}),
+                float(ckpt.state.get("train_flops", 0.0)),
+            )
+        )
     return results

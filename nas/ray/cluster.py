@@ -1,6 +1,6 @@
-"""A real Ray cluster on one machine, on loopback, for tests and benchmarks: a head node and
-`workers` more nodes, each its own raylet and worker processes, on 127.0.0.1 with a unique temp
-dir; stopped by PID (never `ray stop`).
+"""The connection to a Ray cluster (`init_ray`), and `LoopbackRayCluster`: a real Ray cluster on one
+machine, on loopback, for tests and benchmarks: a head node and `workers` more nodes, each its own
+raylet and worker processes, on 127.0.0.1 with a unique temp dir; stopped by PID (never `ray stop`).
 
 Nothing is written outside that temp dir: `Cluster` writes its address file under Ray's default
 temp dir (`/tmp/ray` unless `RAY_TMPDIR` says otherwise), which exists only on a machine where Ray
@@ -13,14 +13,39 @@ OSX" single-node mode), and without them the nodes listen on the routable addres
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import tempfile
+from typing import Any
 
 import psutil
 
+log = logging.getLogger(__name__)
+
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def init_ray(address: str) -> dict[str, Any]:
+    """Connect to `address`, or start a local Ray bound to loopback for `local`."""
+    import ray
+
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    # The engine's own settings (teacher cache, fault injection) reach every worker process.
+    runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("DISTILNAS_")}}
+    if address == "local":
+        # Loopback only (docs/ARCHITECTURE.md, "Ray"): these must be in the environment of the node.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(include_dashboard=False, runtime_env=runtime_env)
+    else:
+        ray.init(address=address, runtime_env=runtime_env)  # workers' logs stream back to this driver
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    log.info("Ray at %s: %d node(s) %s, resources %s", address, len(nodes),
+             [n["NodeManagerAddress"] for n in nodes], ray.cluster_resources())
+    return ray.cluster_resources()
 
 
 class LoopbackRayCluster:

@@ -34,7 +34,9 @@ import torch
 from torch import Tensor
 
 from nas.config import RunConfig
-from nas.run import Run
+from nas.export import save_model
+from nas.finetune import finetune
+from nas.run import Run, load_trained_supernet
 from search_spaces import Arch, ArchList, SubSpace, flops, params
 from supernet.config import TrainConfig
 from supernet.data import TokenizedData
@@ -50,7 +52,7 @@ ASSISTANTS = "assistants"  # the name of the once-for-all TA supernet's sub-spac
 # -- candidates ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Candidate:
+class TACandidate:
     grid_sparsity: float  # the grid point
     arch: Arch
     cost: float           # in the configured measure (params, or FLOPs at the search's batch x seq_len)
@@ -71,7 +73,7 @@ def _shrink_spread(arch: Arch, teacher: Arch) -> float:
 
 
 def candidate_grid(pool: Sequence[Arch], teacher: Arch, grid: Sequence[float], measure: str,
-                   batch: int = 1, seq_len: int = 128) -> list[Candidate]:
+                   batch: int = 1, seq_len: int = 128) -> list[TACandidate]:
     """One candidate per grid sparsity, in grid order (two grid points may pick the same member)."""
     full = cost_of(teacher, measure, batch, seq_len)
     costs = [(a, cost_of(a, measure, batch, seq_len)) for a in pool]
@@ -81,7 +83,7 @@ def candidate_grid(pool: Sequence[Arch], teacher: Arch, grid: Sequence[float], m
         best_gap = min(abs(math.log(c / target)) for _, c in costs)
         near = [(a, c) for a, c in costs if abs(math.log(c / target)) <= best_gap + 0.01]
         arch, cost = min(near, key=lambda ac: (_shrink_spread(ac[0], teacher), abs(math.log(ac[1] / target))))
-        out.append(Candidate(s, arch, cost, 1.0 - cost / full))
+        out.append(TACandidate(s, arch, cost, 1.0 - cost / full))
     return out
 
 
@@ -107,7 +109,7 @@ def relation_performance(relation_kd: float) -> float:
 
 @dataclass
 class Scored:
-    candidate: Candidate
+    candidate: TACandidate
     performance: float
     score: float  # T
 
@@ -163,8 +165,6 @@ def task_agnostic_performance(net: SuperLM, arch: Arch, held: HeldOut, config: R
 
 def proxy_task_performance(net: SuperLM, arch: Arch, run: Run) -> float:
     """AutoDistil's task proxy: the candidate exported, fine-tuned on the proxy task, dev accuracy."""
-    from nas.export import save_model
-    from nas.finetune import finetune
 
     task = run.config.assistants.proxy_task
     assert task is not None
@@ -183,14 +183,14 @@ def assistant_subspace(run: Run) -> SubSpace:
     return replace(run.space.partition(1).subspaces[0], name=ASSISTANTS)
 
 
-def run_candidates(run: Run) -> list[Candidate]:
+def run_candidates(run: Run) -> list[TACandidate]:
     """The run's TA candidates: the grid over the hull of its sub-spaces."""
     a, search = run.config.assistants, run.config.search
     return candidate_grid(assistant_subspace(run).archs(), run.space.teacher, a.grid, a.measure,
                           search.batch_size, search.seq_len)
 
 
-def assistant_set(candidates: Sequence[Candidate], run: Run) -> ArchList:
+def assistant_set(candidates: Sequence[TACandidate], run: Run) -> ArchList:
     """The TA candidates as one set: the once-for-all TA supernet trains on them and holds only
     their hull."""
     return ArchList(ASSISTANTS, run.space.teacher, tuple(dict.fromkeys(c.arch for c in candidates)),
@@ -217,7 +217,6 @@ def as_teacher(net: SuperLM) -> SuperLM:
 
 
 def load_assistant_supernet(run: Run, device: torch.device) -> SuperLM:
-    from nas.run import load_trained_supernet
 
     try:
         net, _ = load_trained_supernet(run, ASSISTANTS, device, assistant_set(run_candidates(run), run))
@@ -273,46 +272,3 @@ def describe(s: Scored) -> dict[str, Any]:
     c = s.candidate
     return {"grid_sparsity": c.grid_sparsity, "sparsity": c.sparsity, "cost": c.cost, "arch_id": c.arch.id,
             "arch": c.arch.to_dict(), "params": params(c.arch).total, "performance": s.performance, "score": s.score}
-
-# -- the TA scale as a searched variable ------------------------------------------------------
-
-@dataclass(frozen=True)
-class JointSpace:
-    """The define-by-run space of a joint search: a TA sparsity and a student architecture."""
-
-    sub: SubSpace
-    sparsities: tuple[float, ...]
-
-    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        from nas.search import suggest_arch
-
-        sparsity = trial.suggest_categorical("ta_sparsity", list(self.sparsities))
-        return {"arch_json": suggest_arch(trial, self.sub).to_json(), "subspace": self.sub.name,
-                "evaluator_args": {"ta_sparsity": sparsity}}
-
-
-class JointEvaluator:
-    """Scores (student, TA scale): the student, initialised from its sub-space's supernet, is
-    distilled for `assistants.distill_steps` steps from the TA of that sparsity (0.0: the teacher
-    itself), then measured like any candidate (quality against the teacher's held-out targets,
-    and its costs)."""
-
-    def __init__(self, base: Any, init: SuperLM, teacher: SuperLM, assistants: SuperLM, candidates: dict[float, Arch],
-                 data: TokenizedData, cfg: TrainConfig, relation_heads: int, steps: int) -> None:
-        self.base, self.init, self.assistants, self.candidates = base, init, assistants, candidates
-        self.data, self.cfg, self.relation_heads, self.steps = data, cfg, relation_heads, steps
-        self._teachers: dict[float, SuperLM] = {0.0: teacher}
-
-    def teacher(self, sparsity: float) -> SuperLM:
-        if sparsity not in self._teachers:
-            arch = self.candidates[sparsity]
-            self._teachers[sparsity] = as_teacher(build_supernet(self.assistants.extract(arch)).to(self.base.device))
-        return self._teachers[sparsity]
-
-    def measure(self, arch: Arch, ta_sparsity: float) -> Any:
-        if ta_sparsity not in self.candidates:
-            raise ValueError(f"ta_sparsity: got {ta_sparsity}; allowed: {sorted(self.candidates)}")
-        with tempfile.TemporaryDirectory(prefix="joint-ta-") as tmp:
-            student = distil_fixed(arch, self.init, self.teacher(ta_sparsity), self.data, self.cfg,
-                                   self.relation_heads, Path(tmp), self.base.device, self.steps)
-        return self.base.with_supernet(student).measure(arch)

@@ -18,11 +18,10 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from nas import assistants as ta
+from nas.assistants import candidates as ta
 from nas.config import RunConfig
-from nas.run import load_data, load_teacher_net, open_run, supernet_shape
+from nas.run import open_run, training_setup
 from nas.storage import open_storage
-from nas.train import fresh_supernet, teacher_importance
 from supernet.train import train_supernet
 
 log = logging.getLogger(__name__)
@@ -46,15 +45,15 @@ def run_schedule(config: RunConfig, steps: int = 1, lam: float | None = None, su
     lam = a.tradeoff if lam is None else lam
     run = open_run(config)
     storage = open_storage(config.storage_url)
-    chosen = [run.space[n] for n in subspaces] if subspaces else list(run.space.subspaces)
+    chosen = run.subspaces(subspaces)
     candidates = ta.run_candidates(run)
     pool = ta.assistant_set(candidates, run)
     dev = run.device(device)
-    data = load_data(run)
-    teacher = load_teacher_net(run, dev)
+    setup = training_setup(run, dev, reorder=True)
+    data, teacher = setup.data, setup.teacher
 
     # The once-for-all TA supernet: from the importance-reordered teacher, resumed if trained.
-    supernet = fresh_supernet(teacher, teacher_importance(teacher, data, config.train, dev), supernet_shape(run, pool))
+    supernet = setup.supernet(pool)
     result = train_supernet(supernet, teacher, pool, data, ta.assistant_train_config(config), run.relation_heads,
                             run.supernet_dir(ta.ASSISTANTS), dev, progress)
     supernet.eval()
@@ -76,23 +75,50 @@ def run_schedule(config: RunConfig, steps: int = 1, lam: float | None = None, su
             if c.arch.id in known:
                 performance[c.arch.id] = known[c.arch.id]
             else:
-                performance[c.arch.id] = (ta.task_agnostic_performance(supernet, c.arch, held, config, run.relation_heads)
-                                          if held is not None else ta.proxy_task_performance(supernet, c.arch, run))
-                study.add_trial(optuna.trial.create_trial(
-                    params={"grid_sparsity": c.grid_sparsity}, distributions={"grid_sparsity": grid},
-                    value=performance[c.arch.id],
-                    user_attrs={"arch": c.arch.to_dict(), "arch_id": c.arch.id, "cost": c.cost, "measure": a.measure,
-                                "sparsity": c.sparsity, "source": source, "supernet_sha256": sha}))
-    scored = [ta.Scored(c, performance[c.arch.id], ta.tradeoff(performance[c.arch.id], c.sparsity, lam))
-              for c in candidates]
-    schedule = Schedule(a.measure, lam, ta.cost_of(run.space.teacher, a.measure, config.search.batch_size,
-                                                   config.search.seq_len), scored)
+                performance[c.arch.id] = (
+                    ta.task_agnostic_performance(supernet, c.arch, held, config, run.relation_heads)
+                    if held is not None
+                    else ta.proxy_task_performance(supernet, c.arch, run)
+                )
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params={"grid_sparsity": c.grid_sparsity},
+                        distributions={"grid_sparsity": grid},
+                        value=performance[c.arch.id],
+                        user_attrs={
+                            "arch": c.arch.to_dict(),
+                            "arch_id": c.arch.id,
+                            "cost": c.cost,
+                            "measure": a.measure,
+                            "sparsity": c.sparsity,
+                            "source": source,
+                            "supernet_sha256": sha,
+                        },
+                    )
+                )
+    scored = [
+        ta.Scored(c, performance[c.arch.id], ta.tradeoff(performance[c.arch.id], c.sparsity, lam)) for c in candidates
+    ]
+    schedule = Schedule(
+        a.measure,
+        lam,
+        ta.cost_of(run.space.teacher, a.measure, config.search.batch_size, config.search.seq_len),
+        scored,
+    )
     for sub in chosen:
         target = ta.target_cost(config, sub)
         chain = ta.choose(scored, target, steps)
         schedule.targets[sub.name], schedule.chains[sub.name] = target, chain
-        study.set_user_attr(f"chain:{sub.name}", {"lambda": lam, "measure": a.measure, "target_cost": target,
-                                                   "source": source, "chain": [ta.describe(s) for s in chain]})
+        study.set_user_attr(
+            f"chain:{sub.name}",
+            {
+                "lambda": lam,
+                "measure": a.measure,
+                "target_cost": target,
+                "source": source,
+                "chain": [ta.describe(s) for s in chain],
+            },
+        )
     study.set_user_attr("candidates", [ta.describe(s) for s in scored])
     study.set_user_attr("run_dir", str(run.run_dir.resolve()))
     log.info("TA supernet at step %d; %d candidates scored", result.step, len(performance))

@@ -10,13 +10,17 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
+import optuna
 import torch
+from optuna.trial import FrozenTrial, TrialState
 
-from search_spaces import Arch, flops, params
+from nas.search.space import Candidate
+from search_spaces import Arch, costs
 from supernet.config import LossConfig
 from supernet.distill import TeacherTargets, evaluate, teacher_targets
+from supernet.faults import maybe_raise
 from supernet.superlm import SuperLM
 
 QUALITY = ("relation_kd", "logit_kd", "lm_loss")
@@ -35,19 +39,20 @@ class Measurement:
         return all(c <= 0 for c in self.constraints)
 
 
-def costs(arch: Arch, batch: int, seq_len: int) -> dict[str, float]:
-    count = params(arch)
-    return {"params": count.total, "params_non_embedding": count.non_embedding,
-            "flops": flops(arch, batch, seq_len)}
-
-
 def constraint_values(objectives: dict[str, float], budgets: dict[str, float]) -> list[float]:
     """Optuna's convention: one value per budget, feasible when <= 0 (relative overshoot)."""
     return [objectives[key] / bound - 1.0 for key, bound in sorted(budgets.items())]
 
 
-class Evaluator:
-    """Scores architectures of one supernet against fixed held-out batches."""
+class Evaluator(Protocol):
+    """What a search asks of an evaluator: every objective of one architecture (the candidate's
+    `evaluator_args` as keywords). Evaluators are pickled into Ray's object store whole."""
+
+    def measure(self, arch: Arch, **evaluator_args: Any) -> Measurement: ...
+
+
+class SupernetEvaluator:
+    """Scores architectures of one supernet with inherited weights against fixed held-out batches."""
 
     def __init__(self, supernet: SuperLM, batches: list[dict[str, torch.Tensor]], targets: list[TeacherTargets],
                  loss: LossConfig, relation_heads: int, batch: int, seq_len: int, budgets: dict[str, float],
@@ -58,7 +63,7 @@ class Evaluator:
         self.batch, self.seq_len, self.budgets = batch, seq_len, budgets
         self.device, self.latency = device, latency
 
-    def with_supernet(self, supernet: SuperLM) -> Evaluator:
+    def with_supernet(self, supernet: SuperLM) -> SupernetEvaluator:
         """The same batches, targets and budgets on another network (e.g. a student trained apart)."""
         other = copy.copy(self)
         other.supernet = supernet.eval()
@@ -103,3 +108,34 @@ def held_out_targets(teacher: SuperLM, batches: list[dict[str, torch.Tensor]], l
 def describe(m: Measurement) -> dict[str, Any]:
     return {"arch": m.arch.to_dict(), "arch_id": m.arch.id, "objectives": m.objectives,
             "constraints": m.constraints, "feasible": m.feasible}
+
+
+def find_duplicate(study: optuna.Study, key: str) -> FrozenTrial | None:
+    """A complete trial that evaluated the same candidate (`Candidate.key`)."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("eval_key") == key and "objectives" in t.user_attrs:
+            return t
+    return None
+
+
+def evaluate_candidate(candidate: Candidate, evaluator: Evaluator, study: optuna.Study | None,
+                       study_name: str) -> tuple[dict[str, Any], Measurement]:
+    """Measure one candidate (reusing a duplicate's measurement); returns the attributes to record."""
+    arch, key = candidate.arch, candidate.key
+    maybe_raise("evaluate", f"{study_name}:{arch.id}")
+    attrs: dict[str, Any] = {"arch": arch.to_dict(), "arch_id": arch.id, "eval_key": key,
+                             "subspace": candidate.subspace}
+    duplicate = find_duplicate(study, key) if study is not None else None
+    if duplicate is not None:  # evaluated before: reuse, do not evaluate again
+        attrs["duplicate_of"] = duplicate.number
+        return attrs, Measurement(arch, duplicate.user_attrs["objectives"], duplicate.user_attrs["constraints"])
+    return attrs, evaluator.measure(arch, **candidate.evaluator_args)
+
+
+def record(trial: optuna.Trial, m: Measurement, budgets: dict[str, float]) -> None:
+    """A measurement as the trial's constraints (one per budget, sorted by name) and attributes."""
+    for key, value in zip(sorted(budgets), m.constraints):  # the order of constraint_values
+        trial.set_constraint(key, value)
+    trial.set_user_attr("objectives", m.objectives)
+    trial.set_user_attr("constraints", m.constraints)
+    trial.set_user_attr("feasible", m.feasible)

@@ -49,8 +49,19 @@ def load_points(storage_url: str, studies: list[str] | None = None) -> tuple[lis
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if "objectives" not in t.user_attrs:
                 continue
-            points.append(Point(name, t.user_attrs.get("subspace", ""), t._trial_id, t.number, t.user_attrs["arch_id"],
-                                t.user_attrs["arch"], t.user_attrs["objectives"], bool(t.user_attrs.get("feasible", True)), settings))
+            points.append(
+                Point(
+                    name,
+                    t.user_attrs.get("subspace", ""),
+                    t._trial_id,
+                    t.number,
+                    t.user_attrs["arch_id"],
+                    t.user_attrs["arch"],
+                    t.user_attrs["objectives"],
+                    bool(t.user_attrs.get("feasible", True)),
+                    settings,
+                )
+            )
     return points, directions
 
 
@@ -59,8 +70,9 @@ def _signed(p: Point, objectives: list[str], directions: dict[str, str]) -> np.n
     return np.array([p.objectives[o] * (1 if directions.get(o, "minimize") == "minimize" else -1) for o in objectives])
 
 
-def pareto_front(points: list[Point], objectives: list[str], directions: dict[str, str],
-                 budgets: dict[str, float] | None = None) -> list[Point]:
+def pareto_front(
+    points: list[Point], objectives: list[str], directions: dict[str, str], budgets: dict[str, float] | None = None
+) -> list[Point]:
     """Feasible, within the query budgets, one per architecture, non-dominated; sorted by cost."""
     budgets = budgets or {}
     seen: set[str] = set()
@@ -73,14 +85,12 @@ def pareto_front(points: list[Point], objectives: list[str], directions: dict[st
         seen.add(p.arch_id)
         kept.append(p)
     values = [_signed(p, objectives, directions) for p in kept]
-    front = [p for p, v in zip(kept, values)
-             if not any(np.all(w <= v) and np.any(w < v) for w in values)]
+    front = [p for p, v in zip(kept, values) if not any(np.all(w <= v) and np.any(w < v) for w in values)]
     sort_key = next((o for o in objectives if o in COSTS), objectives[0])
     return sorted(front, key=lambda p: (p.objectives[sort_key], p.trial_id))
 
 
-def hypervolume(front: list[Point], objectives: list[str], directions: dict[str, str],
-                reference: np.ndarray) -> float:
+def hypervolume(front: list[Point], objectives: list[str], directions: dict[str, str], reference: np.ndarray) -> float:
     """Optuna's exact hypervolume of the front against `reference` (minimisation values)."""
     from optuna._hypervolume import compute_hypervolume  # Optuna's implementation (WFG)
 
@@ -98,8 +108,16 @@ def reference_point(points: list[Point], objectives: list[str], directions: dict
 
 
 def format_front(front: list[Point], objectives: list[str], fmt: str) -> str:
-    rows = [{"study": p.study, "subspace": p.subspace, "trial_id": p.trial_id, "arch_id": p.arch_id,
-             **{o: p.objectives[o] for o in objectives}} for p in front]
+    rows = [
+        {
+            "study": p.study,
+            "subspace": p.subspace,
+            "trial_id": p.trial_id,
+            "arch_id": p.arch_id,
+            **{o: p.objectives[o] for o in objectives},
+        }
+        for p in front
+    ]
     if fmt == "json":
         return json.dumps([{**r, "arch": p.arch, "objectives": p.objectives} for r, p in zip(rows, front)], indent=2)
     if fmt == "csv":
@@ -129,8 +147,13 @@ def plot_front(points: list[Point], front: list[Point], objectives: list[str], p
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for sub in sorted({p.subspace for p in points}):
         mine = [p for p in points if p.subspace == sub and p.feasible]
-        ax.scatter([p.objectives[x_key] for p in mine], [p.objectives[y_key] for p in mine], s=18, alpha=0.5,
-                   label=html.escape(sub))
+        ax.scatter(
+            [p.objectives[x_key] for p in mine],
+            [p.objectives[y_key] for p in mine],
+            s=18,
+            alpha=0.5,
+            label=html.escape(sub),
+        )
     ax.plot([p.objectives[x_key] for p in front], [p.objectives[y_key] for p in front], "k.-", label="Pareto front")
     ax.set_xlabel(x_key)
     ax.set_ylabel(y_key)

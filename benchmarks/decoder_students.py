@@ -48,7 +48,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evidence import log, save_results, t_interval, uniformity
+from evidence import log, save_results, t_interval
+
+from search_spaces import uniformity
 
 BUDGETS = (2, 4)
 LOSSES = {

@@ -35,13 +35,5 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def uniformity(arch: Any, teacher: Any) -> float:
-    """Spread of the log-ratios of depth, width and FFN to the teacher's (0 = a uniform shrink)."""
-    ratios = [math.log(arch.num_layers / teacher.num_layers), math.log(arch.hidden_size / teacher.hidden_size),
-              math.log(arch.intermediate_size / teacher.intermediate_size)]
-    mean = sum(ratios) / 3
-    return sum((r - mean) ** 2 for r in ratios)
-
-
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)

@@ -41,7 +41,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evidence import log, save_results, t_interval, uniformity
+from evidence import log, save_results, t_interval
+
+from search_spaces import uniformity
 
 TASKS = {"imdb": "imdb", "rt": "rotten_tomatoes"}
 

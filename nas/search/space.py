@@ -2,9 +2,7 @@
 
 A trial suggests each free dimension of its sub-space categorically (`suggest_arch`); a joint
 teacher-assistant search also suggests the TA's sparsity. What a trial proposes is a `Candidate`:
-the architecture, its sub-space, and the evaluator's other arguments. Ray Tune carries trial
-configs as plain dicts, so a candidate crosses that boundary through `to_config`/`from_config`
-and nowhere else.
+the architecture, its sub-space, and the evaluator's other arguments.
 """
 
 from __future__ import annotations
@@ -130,19 +128,6 @@ class Candidate:
         """What identifies the evaluation, for reusing a duplicate's measurement."""
         return self.arch.id + "".join(f"|{k}={v}" for k, v in sorted(self.evaluator_args.items()))
 
-    def to_config(self) -> dict[str, Any]:
-        """As a Ray Tune trial config (JSON values only)."""
-        return {
-            "arch_json": self.arch.to_json(),
-            "subspace": self.subspace,
-            "evaluator_args": dict(self.evaluator_args),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Candidate:
-        """From a trial config; Ray Tune adds the raw trial parameters beside these keys, unread."""
-        return cls(Arch.from_json(config["arch_json"]), config["subspace"], dict(config.get("evaluator_args") or {}))
-
 
 @dataclass(frozen=True)
 class TrialSpace:
@@ -155,9 +140,6 @@ class TrialSpace:
     def extra_dims(self) -> dict[str, tuple[Any, ...]]:
         """The variables besides the architecture (the grid sampler must know every one)."""
         return {"ta_sparsity": self.ta_sparsities} if self.ta_sparsities else {}
-
-    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        return self.candidate(trial).to_config()
 
     def candidate(self, trial: optuna.Trial) -> Candidate:
         extra = {}

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.config import SearchConfig
 from nas.search.evaluate import Evaluator, evaluate_candidate, record
 from nas.search.space import TrialSpace, arch_params, free_dims
-from search_spaces import Arch, SubSpace
+from search_spaces import Arch, SubSpace, baselines_under
 from supernet.faults import maybe_die
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
@@ -64,9 +64,11 @@ def create_study_once(storage: optuna.storages.BaseStorage, name: str, direction
 
 
 def enqueue_warm_starts(study: optuna.Study, sub: SubSpace, search: SearchConfig) -> None:
-    """The truncated teacher (the sub-space's largest member) and the config's architectures
-    that belong to the sub-space, once (skipped if already queued or evaluated)."""
-    starts = [sub.largest]
+    """Once each (skipped if already queued or evaluated): the truncated teacher (the sub-space's
+    largest member); under budgets, the baselines a user would try (`baselines_under`: the layer
+    drop, the uniform shrink and the largest member that meet them), so the search can at worst
+    return one of them; then the config's architectures that belong to the sub-space."""
+    starts = [sub.largest, *baselines_under(sub, search.budgets, search.batch_size, search.seq_len).values()]
     for raw in search.warm_start:
         arch = Arch.from_dict({**sub.teacher.to_dict(), **raw})
         if arch in sub:

@@ -53,6 +53,9 @@ class SearchConfig(StrictConfig):
     batch_size: int = Field(default=1, gt=0, description="batch at which FLOPs and latency are counted")
     seq_len: int = Field(default=128, gt=0)
     eval_batches: int = Field(default=4, gt=0)
+    proxy_steps: int = Field(default=0, ge=0, description="distil each candidate this many steps (from the "
+                             "supernet's weights, on the training rows) before scoring it; 0 scores the inherited "
+                             "weights as they are")
     warm_start: list[dict[str, Any]] = Field(default_factory=list, description="architectures enqueued first")
     latency_device: str | None = Field(
         default=None, description="predict latency_ms with the predictor fitted for this device (e.g. cpu, cuda:0); "

@@ -27,6 +27,7 @@ from supernet.config import TrainConfig
 from supernet.data import TokenizedData
 from supernet.distill import evaluate, subnet_losses, teacher_targets
 from supernet.faults import maybe_die
+from supernet.registry import build_supernet
 from supernet.superlm import SuperLM
 from supernet.teacher_cache import CachedTeacher
 
@@ -111,10 +112,11 @@ def step_flops(archs: list[Arch], teacher: Arch | None, batch: int, seq_len: int
 
 
 def train_supernet(supernet: SuperLM, teacher: SuperLM | CachedTeacher | None, sub: SubSpace, data: TokenizedData,
-                   cfg: TrainConfig, relation_heads: int, out_dir: Path, device: torch.device,
+                   cfg: TrainConfig, relation_heads: int, out_dir: Path | None, device: torch.device,
                    progress: bool = True, shard: Shard | None = None,
                    on_checkpoint: Callable[[int, Path | None], None] | None = None) -> TrainResult:
-    """Train `supernet` on sub-space `sub`, resuming from the newest checkpoint in `out_dir`.
+    """Train `supernet` on sub-space `sub`, resuming from the newest checkpoint in `out_dir` (None:
+    nothing read or written, for a throw-away network such as a search proxy's).
     `teacher` is None for teacher-free training (`train.loss.kind: lm`). With a `shard`, this is
     one data-parallel worker: gradients are averaged over the process group and only rank 0
     writes logs and checkpoints; `on_checkpoint(step, path)` runs on every rank at each
@@ -124,7 +126,7 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | CachedTeacher | None, s
     params = list(weights.values())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, skipped, spent = 0, [], 0.0
-    ckpt = load_latest(out_dir)
+    ckpt = load_latest(out_dir) if out_dir is not None else None
     if ckpt is not None:
         with torch.no_grad():
             for name, w in weights.items():
@@ -145,8 +147,10 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | CachedTeacher | None, s
     with _autocast(device):
         eval_targets = [targets_of(b) for b in eval_batches]
     seq_len = data.train["input_ids"].shape[1]
-    log_path = out_dir / "train.jsonl"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = writer and out_dir is not None
+    log_path = out_dir / "train.jsonl" if out_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
 
     def batch_for(step: int, micro: int) -> dict[str, torch.Tensor]:
         if shard is None:
@@ -208,7 +212,7 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | CachedTeacher | None, s
         record: dict[str, Any] = {"step": done, "lr": learning_rate(cfg, step), "grad_norm": float(grad_norm),
                                   "tokens_per_s": tokens / seconds, "train_flops": spent,
                                   "archs": [a.id for a in archs], **losses}
-        if done % cfg.eval_every == 0 or done == cfg.steps:
+        if done % cfg.eval_every == 0 or (done == cfg.steps and out_dir is not None):
             supernet.eval()
             with _autocast(device):
                 last_eval = {name: evaluate(supernet, arch, eval_batches, eval_targets, cfg.loss, relation_heads)
@@ -241,17 +245,17 @@ def train_fixed(
     data: TokenizedData,
     cfg: TrainConfig,
     relation_heads: int,
-    out_dir: Path,
+    out_dir: Path | None,
     device: torch.device,
     steps: int,
 ) -> tuple[SuperLM, TrainResult]:
     """Train the fixed-shape network `arch`, initialised from `init`'s weights (a truncation of
-    it), for `steps` steps from `teacher` (None: teacher-free), resumable in `out_dir`. Returns it
-    as a SuperLM of its own shape."""
-    from supernet.registry import build_supernet
-
+    it), for `steps` steps from `teacher` (None: teacher-free), resumable in `out_dir` (None: a
+    throw-away network: no checkpoint, log or final evaluation). Returns it as a SuperLM of its
+    own shape."""
     net = build_supernet(init.extract(arch)).to(device)
-    fixed = cfg.model_copy(update={"steps": steps, "n_random": 0, "checkpoint_every": steps, "eval_every": steps})
+    eval_every = steps if out_dir is not None else steps + 1  # a throw-away network is not evaluated
+    fixed = cfg.model_copy(update={"steps": steps, "n_random": 0, "checkpoint_every": steps, "eval_every": eval_every})
     result = train_supernet(
         net, teacher, SubSpace.single(arch), data, fixed, relation_heads, out_dir, device, progress=False
     )

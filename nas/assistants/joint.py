@@ -7,59 +7,32 @@ it like any candidate, so the study's front says which TA scale serves which stu
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from nas.assistants.candidates import as_teacher, distil_fixed
-from nas.search.evaluate import Measurement, SupernetEvaluator
+from nas.assistants.candidates import as_teacher
+from nas.search.evaluate import DistilledEvaluator, Measurement
 from search_spaces import Arch
-from supernet.config import TrainConfig
-from supernet.data import TokenizedData
 from supernet.registry import build_supernet
 from supernet.superlm import SuperLM
+from supernet.teacher_cache import CachedTeacher
 
 
 class JointEvaluator:
     """Scores (student, TA scale): the student, initialised from its sub-space's supernet, is
-    distilled for `assistants.distill_steps` steps from the TA of that sparsity (0.0: the teacher
-    itself), then measured like any candidate (quality against the teacher's held-out targets,
-    and its costs)."""
+    distilled for `assistants.distill_steps` steps (`DistilledEvaluator`) from the TA of that
+    sparsity (0.0: the teacher itself), then measured like any candidate (quality against the
+    teacher's held-out targets, and its costs)."""
 
-    def __init__(
-        self,
-        base: SupernetEvaluator,
-        init: SuperLM,
-        teacher: SuperLM,
-        assistants: SuperLM,
-        candidates: dict[float, Arch],
-        data: TokenizedData,
-        cfg: TrainConfig,
-        relation_heads: int,
-        steps: int,
-    ) -> None:
-        self.base, self.init, self.assistants, self.candidates = base, init, assistants, candidates
-        self.data, self.cfg, self.relation_heads, self.steps = data, cfg, relation_heads, steps
-        self._teachers: dict[float, SuperLM] = {0.0: teacher}
+    def __init__(self, distilled: DistilledEvaluator, assistants: SuperLM, candidates: dict[float, Arch]) -> None:
+        self.distilled, self.assistants, self.candidates = distilled, assistants, candidates
+        self._teachers: dict[float, SuperLM | CachedTeacher] = {0.0: distilled.teacher}
 
-    def teacher(self, sparsity: float) -> SuperLM:
+    def teacher(self, sparsity: float) -> SuperLM | CachedTeacher:
         if sparsity not in self._teachers:
             arch = self.candidates[sparsity]
-            self._teachers[sparsity] = as_teacher(build_supernet(self.assistants.extract(arch)).to(self.base.device))
+            net = build_supernet(self.assistants.extract(arch)).to(self.distilled.base.device)
+            self._teachers[sparsity] = as_teacher(net)
         return self._teachers[sparsity]
 
-    def measure(self, arch: Arch, ta_sparsity: float) -> Measurement:  # type: ignore[override]
+    def measure(self, arch: Arch, ta_sparsity: float) -> Measurement:
         if ta_sparsity not in self.candidates:
             raise ValueError(f"ta_sparsity: got {ta_sparsity}; allowed: {sorted(self.candidates)}")
-        with tempfile.TemporaryDirectory(prefix="joint-ta-") as tmp:
-            student = distil_fixed(
-                arch,
-                self.init,
-                self.teacher(ta_sparsity),
-                self.data,
-                self.cfg,
-                self.relation_heads,
-                Path(tmp),
-                self.base.device,
-                self.steps,
-            )
-        return self.base.with_supernet(student).measure(arch)
+        return self.distilled.measure(arch, teacher=self.teacher(ta_sparsity))

@@ -18,10 +18,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.space import Candidate
 from search_spaces import Arch, costs
-from supernet.config import LossConfig
+from supernet.config import LossConfig, TrainConfig
+from supernet.data import TokenizedData
 from supernet.distill import TeacherTargets, evaluate, teacher_targets
 from supernet.faults import maybe_raise
 from supernet.superlm import SuperLM
+from supernet.teacher_cache import CachedTeacher
+from supernet.train import train_fixed
 
 QUALITY = ("relation_kd", "logit_kd", "lm_loss")
 
@@ -79,6 +82,26 @@ class SupernetEvaluator:
         if bad:
             raise FloatingPointError(f"non-finite objective(s) {bad} for {arch.id}")
         return Measurement(arch, objectives, constraint_values(objectives, self.budgets))
+
+
+class DistilledEvaluator:
+    """A short-training proxy (`search.proxy_steps`): each candidate, initialised from the
+    supernet's weights, is distilled for `steps` steps on the training rows (the same rows for
+    every candidate) and then measured like any candidate. Inherited weights alone rank
+    candidates only once the supernet is trained well; a few steps of the candidate's own
+    training show which shapes recover fastest. The network is thrown away after scoring."""
+
+    def __init__(self, base: SupernetEvaluator, init: SuperLM, teacher: SuperLM | CachedTeacher,
+                 data: TokenizedData, cfg: TrainConfig, relation_heads: int, steps: int) -> None:
+        self.base, self.init, self.teacher, self.data = base, init, teacher, data
+        # Proxies are always distilled (a teacher-free run's candidates too), never resumed.
+        self.cfg = cfg.model_copy(update={"loss": cfg.loss.model_copy(update={"kind": "distill"})})
+        self.relation_heads, self.steps = relation_heads, steps
+
+    def measure(self, arch: Arch, teacher: SuperLM | CachedTeacher | None = None) -> Measurement:
+        student, _ = train_fixed(arch, self.init, teacher or self.teacher, self.data, self.cfg, self.relation_heads,
+                                 None, self.base.device, self.steps)
+        return self.base.with_supernet(student).measure(arch)
 
 
 @dataclass

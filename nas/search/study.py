@@ -32,8 +32,9 @@ from nas.assistants.joint import JointEvaluator
 from nas.config import BUDGET_KEYS, RunConfig, SearchConfig
 from nas.latency import LatencyPredictor, load_predictor
 from nas.ray.search import run_trials_on_ray
-from nas.run import Run, load_data, load_teacher_net, load_trained_supernet, open_run
+from nas.run import Run, load_data, load_teacher_net, load_trained_supernet, open_run, training_teacher
 from nas.search.evaluate import (
+    DistilledEvaluator,
     Evaluator,
     MeasuredLatency,
     SupernetEvaluator,
@@ -195,7 +196,9 @@ def prepare_search(
         targets,
         predictor,
         wants_latency,
-        teacher=teacher if joint_assistant else None,  # else its targets are all a search needs
+        # Candidates distil from it in a joint search or with a short-training proxy; otherwise
+        # its held-out targets are all a search needs.
+        teacher=training_teacher(run, teacher, data) if joint_assistant or search.proxy_steps else None,
         assistants=load_assistant_supernet(run, device) if joint_assistant else None,
         ta_choices=ta_choices,
     )
@@ -253,18 +256,9 @@ def search_subspace(
             if setup.predictor
             else MeasuredLatency(supernet, search.batch_size, search.seq_len, dev, search.latency_dtype)
         )
-    evaluator: Evaluator = SupernetEvaluator(
-        supernet,
-        setup.batches,
-        setup.targets,
-        config.train.loss,
-        run.relation_heads,
-        search.batch_size,
-        search.seq_len,
-        search.budgets,
-        dev,
-        latency,
-    )
+    base = SupernetEvaluator(supernet, setup.batches, setup.targets, config.train.loss, run.relation_heads,
+                             search.batch_size, search.seq_len, search.budgets, dev, latency)
+    evaluator: Evaluator = base
     prov = provenance(run, ckpt.state["weights_sha256"], ckpt.step, setup.data.fingerprint, dev)
     if setup.wants_latency:
         predictor = setup.predictor
@@ -274,20 +268,15 @@ def search_subspace(
             else {"source": "measured", "device": str(dev)}
         )
     space, name = TrialSpace(sub), study_name(config, sub)
+    if setup.ta_choices or search.proxy_steps:
+        assert setup.teacher is not None
+        steps = config.assistants.distill_steps if setup.ta_choices else search.proxy_steps
+        evaluator = DistilledEvaluator(base, supernet, setup.teacher, setup.data, config.train, run.relation_heads,
+                                       steps)
     if setup.ta_choices:
-        assert setup.teacher is not None and setup.assistants is not None
+        assert setup.assistants is not None and isinstance(evaluator, DistilledEvaluator)
         space, name = TrialSpace(sub, tuple(sorted(setup.ta_choices[sub.name]))), f"{name}:joint-ta"
-        evaluator = JointEvaluator(
-            evaluator,
-            supernet,
-            setup.teacher,
-            setup.assistants,
-            setup.ta_choices[sub.name],
-            setup.data,
-            config.train,
-            run.relation_heads,
-            config.assistants.distill_steps,
-        )
+        evaluator = JointEvaluator(evaluator, setup.assistants, setup.ta_choices[sub.name])
     created = create_study_once(storage, name, [o.direction for o in search.objectives])
     study = optuna.load_study(
         study_name=name, storage=storage, sampler=make_sampler(search.sampler, sub, search, space.extra_dims())
@@ -303,6 +292,7 @@ def search_subspace(
         "batch": search.batch_size,
         "seq_len": search.seq_len,
         "latency_dtype": search.latency_dtype,
+        "proxy_steps": search.proxy_steps,
     }.items():
         study.set_user_attr(key, value)
     if created:  # optuna-dashboard labels the axes with these

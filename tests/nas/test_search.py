@@ -352,3 +352,24 @@ def test_a_member_already_tried_queued_or_running_is_not_proposed_again(trained)
     study.tell(b, 0.0)
     study.enqueue_trial(largest)
     assert suggest_arch(study.ask(), sub) not in (sub.largest, moved)
+
+
+def test_a_short_training_proxy_scores_each_candidate_after_its_own_steps_and_leaves_the_supernet(trained):
+    from supernet.checkpoint import latest_state
+
+    tmp, raw = trained
+    before = latest_state(Path(raw["run_dir"]) / "supernets" / "small")["weights_sha256"]
+    values = {}
+    for steps in (0, 2):
+        config = parse_config({**raw, "storage": f"sqlite:///{tmp / f'proxy-{steps}.db'}",
+                               "search": {**raw["search"], "trials": 1, "proxy_steps": steps}})
+        (result,) = run_search(config, subspaces=["small"])
+        study = optuna.load_study(study_name=result.study_name, storage=config.storage_url)
+        (trial,) = study.get_trials()
+        assert trial.state == TrialState.COMPLETE and study.user_attrs["proxy_steps"] == steps
+        values[steps] = trial.user_attrs["objectives"]
+    # The same warm-start member, scored after 2 steps of its own distillation: a lower relation KD
+    # than its inherited weights (2 steps at the run's rate move a tiny network this much).
+    assert values[2]["relation_kd"] < values[0]["relation_kd"]
+    assert values[2]["flops"] == values[0]["flops"]
+    assert latest_state(Path(raw["run_dir"]) / "supernets" / "small")["weights_sha256"] == before  # thrown away

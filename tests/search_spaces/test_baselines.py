@@ -24,7 +24,8 @@ def test_baselines_under_a_flops_budget_are_the_members_a_user_would_build():
     drop = found["layer_drop"]
     # The teacher's widths at the greatest depth that fits: one layer more does not.
     assert drop.replace(num_layers=space.teacher.num_layers) == space.teacher
-    assert drop.num_layers == 3 and meets(drop, budget, 1, 64) and not meets(drop.replace(num_layers=drop.num_layers + 1), budget, 1, 64)
+    deeper = drop.replace(num_layers=drop.num_layers + 1)
+    assert drop.num_layers == 3 and meets(drop, budget, 1, 64) and not meets(deeper, budget, 1, 64)
     near = [a for a in feasible if costs(a, 1, 64)["flops"] > 0.9 * budget["flops"]]
     assert found["uniform"] in near
     assert uniformity(found["uniform"], space.teacher) == min(uniformity(a, space.teacher) for a in near)

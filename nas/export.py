@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from nas.config import RunConfig, load_config
+from nas.config import BUDGET_KEYS, RunConfig, load_config
 from nas.run import load_trained_supernet, open_run
 from nas.search.pareto import Point, load_points, pareto_front
 from nas.storage import open_storage, study_names
@@ -28,9 +28,8 @@ class ExportError(ValueError):
 
 def parse_budget(text: str) -> tuple[str, float]:
     key, _, value = text.partition("=")
-    if key not in ("flops", "params", "params_non_embedding", "latency_ms") or not value:
-        raise ExportError(f"--best-under: got {text!r}; use KEY=VALUE with KEY one of flops, params, "
-                          f"params_non_embedding, latency_ms")
+    if key not in BUDGET_KEYS or not value:
+        raise ExportError(f"--best-under: got {text!r}; use KEY=VALUE with KEY one of {', '.join(BUDGET_KEYS)}")
     try:
         return key, float(value)
     except ValueError:
@@ -40,7 +39,7 @@ def parse_budget(text: str) -> tuple[str, float]:
 def best_under(storage_url: str, budget: tuple[str, float], studies: list[str] | None = None) -> Point:
     """The feasible trial within the budget with the best first quality objective."""
     points, directions = load_points(storage_url, studies)
-    quality = next((o for o in directions if o not in ("flops", "params", "params_non_embedding", "latency_ms")), None)
+    quality = next((o for o in directions if o not in BUDGET_KEYS), None)
     if quality is None:
         raise ExportError("--best-under: the studies have no quality objective to rank by")
     front = pareto_front(points, [quality, budget[0]], directions, {budget[0]: budget[1]})

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from search_spaces.layers import LayerPolicy
+
 
 class StrictConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -48,7 +50,7 @@ class SpaceConfig(StrictConfig):
         description="cost: K bands of cost that tile the space; box: AutoDistil's coupled "
         "depth x width boxes (leave out shallow-and-wide and deep-and-narrow members)",
     )
-    layer_policy: Literal["uniform", "autodistil", "first", "every_other"] = "uniform"
+    layer_policy: LayerPolicy = "uniform"
 
     @model_validator(mode="after")
     def _one_source(self) -> SpaceConfig:

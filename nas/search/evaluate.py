@@ -16,6 +16,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.config import QUALITY_OBJECTIVES
 from nas.search.space import Candidate
 from search_spaces import Arch, costs
 from supernet.config import LossConfig, TrainConfig
@@ -25,8 +26,6 @@ from supernet.faults import maybe_raise
 from supernet.superlm import SuperLM
 from supernet.teacher_cache import CachedTeacher
 from supernet.train import train_fixed
-
-QUALITY = ("relation_kd", "logit_kd", "lm_loss")
 
 
 @dataclass
@@ -75,7 +74,7 @@ class SupernetEvaluator:
     def measure(self, arch: Arch) -> Measurement:
         objectives: dict[str, float] = dict(costs(arch, self.batch, self.seq_len))
         quality = evaluate(self.supernet, arch, self.batches, self.targets, self.loss, self.relation_heads)
-        objectives.update({k: v for k, v in quality.items() if k in QUALITY})
+        objectives.update({k: v for k, v in quality.items() if k in QUALITY_OBJECTIVES})
         if self.latency is not None:
             objectives["latency_ms"] = self.latency(arch)
         bad = [k for k, v in objectives.items() if not math.isfinite(v)]

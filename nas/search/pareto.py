@@ -14,9 +14,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from nas.config import BUDGET_KEYS as COSTS  # every cost objective (latency included)
 from nas.storage import StorageError, open_storage, study_names
-
-COSTS = ("flops", "params", "params_non_embedding", "latency_ms")
 
 
 @dataclass

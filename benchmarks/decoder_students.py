@@ -22,8 +22,8 @@ Seeds change the order of the training rows. Not equalised: the searched arms al
 supernet's training (its FLOPs are reported), and they were chosen on the held-out rows the
 search scores (never the test rows below).
 
-Test text: the run's held-out rows (never trained on) after the first 64, which the search and
-the training's evaluation read: --test-rows rows of 64 tokens of movie reviews. Reported: test
+Test text: the run's held-out rows (never trained on) after the first search.eval_batches x
+batch_size (here 32), which the search and the training's evaluation read: --test-rows rows of 64 tokens of movie reviews. Reported: test
 perplexity, top-1 agreement with the teacher's next token, and the teacher's own perplexity;
 the top-k cache's error against full logits (KL(full || rebuilt), nats per token).
 

@@ -101,8 +101,11 @@ def run_train_on_ray(config: RunConfig, workers: int, address: str, subspaces: l
         for sub in chosen
     ]
     log.info("training %d supernet(s) with %d Ray Train worker(s) each", len(trainers), workers)
-    with ThreadPoolExecutor(max_workers=len(trainers)) as pool:
-        list(pool.map(lambda t: t.fit(), trainers))
+    try:
+        with ThreadPoolExecutor(max_workers=len(trainers)) as pool:
+            list(pool.map(lambda t: t.fit(), trainers))
+    finally:
+        ray.shutdown()  # the connection (or the local Ray) this command opened, as `nas search` does
     results = []
     for sub in chosen:
         ckpt = load_latest(run.supernet_dir(sub.name), with_optimizer=False)

@@ -23,9 +23,10 @@ supernet's training (its FLOPs are reported), and they were chosen on the held-o
 search scores (never the test rows below).
 
 Test text: the run's held-out rows (never trained on) after the first search.eval_batches x
-batch_size (here 32), which the search and the training's evaluation read: --test-rows rows of 64 tokens of movie reviews. Reported: test
-perplexity, top-1 agreement with the teacher's next token, and the teacher's own perplexity;
-the top-k cache's error against full logits (KL(full || rebuilt), nats per token).
+batch_size (here 32), which the search and the training's evaluation read: --test-rows rows of 64
+tokens of movie reviews. Reported: test perplexity, top-1 agreement with the teacher's next token,
+and the teacher's own perplexity; the top-k cache's error against full logits on the first 16 test rows (KL(full ||
+rebuilt), nats per token).
 
 Pass rule, fixed before the run: at 1/2, the searched student's (forward KL) perplexity within
 2x the teacher's, and ahead of first, every_other and uniform with the 95% t-interval of the

@@ -157,15 +157,14 @@ def main() -> None:
             count += top.numel()
         return math.exp(nll / count), agree / count, torch.cat(tops)
 
+    ppl, _, teacher_top = score(teacher_model, None)  # one pass: perplexity and the reference tokens
     if "teacher" not in state:
-        ppl, _, _ = score(teacher_model, None)
         with torch.no_grad():
             logits = teacher_model(input_ids=test["input_ids"][:16]).logits
         state["teacher"] = {"ppl": ppl, "test_rows": len(test_rows), "test_tokens": len(test_rows) * (seq_len - 1),
                             "cache_top_k": config.train.teacher_top_k,
                             "cache_kl_nats": {k: approximation_kl(logits, k) for k in (16, 64, 256, 1024)}}
         save()
-    _, _, teacher_top = score(teacher_model, None)
     log(f"teacher: test perplexity {state['teacher']['ppl']:.2f}; cache error {state['teacher']['cache_kl_nats']}")
     del teacher_model
 

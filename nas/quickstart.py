@@ -119,8 +119,9 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
         result.export_parity = export_matches_supernet(run, chosen, searched_dir)
     if distilled:
         record = student_dir / "distilnas.json"
-        done = record.is_file() and json.loads(record.read_text()).get("steps") == config.student.distill_steps \
-            and json.loads(record.read_text()).get("source") == f"student:{searched_dir}"
+        previous = json.loads(record.read_text()) if record.is_file() else {}
+        done = previous.get("steps") == config.student.distill_steps \
+            and previous.get("source") == f"student:{searched_dir}"
         if not done:
             distill(config, student_dir, config.student.distill_steps, student=searched_dir, force=True)
         lap("distill student")

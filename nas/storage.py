@@ -1,13 +1,23 @@
 """Opening an Optuna storage from a URL: SQLite / PostgreSQL (RDB, with heartbeats so a trial
-left RUNNING by a dead process is failed and retried) or `journal:///path/to/file.log`."""
+left RUNNING by a dead process is failed and retried) or `journal:///path/to/file.log`.
+
+SQLite needs one repair to be shared by concurrent workers (resident Ray workers, several
+`nas search` processes): Python's sqlite3 driver starts a transaction only at the first write,
+so Optuna's "read a queued trial, mark it RUNNING if still WAITING" runs its read outside any
+lock, and two workers could both take the same queued trial (seen in CI: both evaluated warm
+start 0, the second `tell` failed). `SerializedSQLiteStorage` opens every transaction with
+`BEGIN IMMEDIATE`, so a read-then-write holds the database's write lock from its first read.
+"""
 
 from __future__ import annotations
 
 import random
 import time
 import warnings
+from typing import Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages import (
     BaseStorage,
@@ -20,6 +30,34 @@ from optuna.storages.journal import JournalFileBackend
 HEARTBEAT_S = 10
 GRACE_S = 30
 CREATE_ATTEMPTS = 5
+SQLITE_LOCK_WAIT_S = 60  # how long a transaction waits for another worker's write lock
+
+
+def _begin_immediate(engine: sqlalchemy.engine.Engine) -> None:
+    """Every transaction on `engine` takes SQLite's write lock when it begins (SQLAlchemy's recipe
+    for serializable SQLite: the driver's own implicit BEGIN is turned off, ours is emitted)."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    def on_begin(connection: sqlalchemy.engine.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    sqlalchemy.event.listen(engine, "connect", on_connect)
+    sqlalchemy.event.listen(engine, "begin", on_begin)
+    engine.dispose()  # connections opened while the schema was checked predate the hooks
+
+
+class SerializedSQLiteStorage(RDBStorage):
+    """An `RDBStorage` on SQLite whose transactions are serialized (see the module's docstring)."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, engine_kwargs={"connect_args": {"timeout": SQLITE_LOCK_WAIT_S}}, **kwargs)
+        _begin_immediate(self.engine)
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:  # unpickled in another process: a new engine
+        super().__setstate__(state)
+        _begin_immediate(self.engine)
 
 
 class StorageError(ValueError):
@@ -35,8 +73,9 @@ def open_storage(url: str) -> BaseStorage:
         try:
             with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them knowingly
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+                storage_class = SerializedSQLiteStorage if url.startswith("sqlite:") else RDBStorage
+                return storage_class(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
             # Several processes creating one new database race on its schema (alembic_version);
             # the loser finds the schema made by the winner on the next attempt.

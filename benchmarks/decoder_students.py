@@ -4,8 +4,9 @@ without a teacher and a uniform shrink, at equal training FLOPs, on held-out tex
 Stage 1 is `nas quickstart --family decoder` itself (timed): one supernet over the derived space,
 trained on cached top-64 teacher distributions, a search of next-token loss under half the
 teacher's FLOPs, the chosen student exported (export checked by greedy generation against the
-supernet) and distilled on its own. The searched architectures of this benchmark are the best
-trials of that search under each budget.
+supernet) and distilled on its own. The searched architecture at the quickstart's budget (1/2) is
+the best trial of that search; at every other budget, of a search of the same supernet under that
+budget (same trial count and proxy, `WORK/search-1-R.db`).
 
 Budgets: 1/2 and 1/4 of the teacher's FLOPs at 1 x 64 tokens. Arms, each trained for the same
 training FLOPs as the engine counts them (3x the student's forward per token, plus the teacher's
@@ -62,12 +63,6 @@ LOSSES = {
 }
 
 
-
-
-
-
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/bench-decoder"))
@@ -87,7 +82,7 @@ def main() -> None:
 
     from nas.config import parse_config
     from nas.distill import distill
-    from nas.export import ExportError, best_under, export
+    from nas.export import best_under, export
     from nas.quickstart import quickstart
     from nas.run import load_data, open_run
     from nas.search.study import run_search, study_name
@@ -173,20 +168,18 @@ def main() -> None:
     archs: dict[str, dict[str, Any]] = {}
     for ratio in BUDGETS:
         budget = cost(teacher_arch) / ratio
-        storage = config.storage_url
-        try:  # the quickstart searched under its student.budget_ratio (1/2)
-            point = best_under(storage, ("flops", budget), studies)
-        except ExportError:  # otherwise a search of its supernet under this budget
+        if ratio == config.student.budget_ratio:  # the quickstart's own search, under this budget
+            storage = config.storage_url
+        else:  # a search of the quickstart's supernet under this budget (same trials, same proxy)
             storage = f"sqlite:///{work / f'search-1-{ratio}.db'}"
             raw = json.loads(json.dumps(config.model_dump(mode="json", by_alias=True)))
             raw["storage"], raw["search"]["budgets"] = storage, {"flops": budget}
             s = time.perf_counter()
-            run_search(parse_config(raw), progress=False)
+            run_search(parse_config(raw), progress=False)  # resumes: runs only the trials still missing
             state.setdefault("search_wall_s", {}).setdefault(f"1/{ratio}", time.perf_counter() - s)
-            point = best_under(storage, ("flops", budget), studies)
+        point = best_under(storage, ("flops", budget), studies)
         searched_dir = work / f"searched-1-{ratio}"
-        if not (searched_dir / "distilnas.json").is_file():
-            export(storage, searched_dir, trial_id=point.trial_id, force=True)
+        export(storage, searched_dir, trial_id=point.trial_id, force=True)  # seconds; always the current best
         depths = range(1, teacher_arch.num_layers + 1)
         fit = max(n for n in depths if cost(teacher_arch.replace(num_layers=n)) <= budget)
         near = [a for a in run.space if 0.95 * budget <= cost(a) <= budget]
@@ -239,8 +232,8 @@ def main() -> None:
                   for seed in range(args.seeds) for ratio in BUDGETS for job in arms(ratio))
     for _, seed, ratio, (arm, arch, loss, layers) in jobs:
         key = f"1/{ratio}/{arm}/{seed}"
-        if key in state["runs"]:
-            continue
+        if key in state["runs"] and state["runs"][key]["arch"] == arch.id:
+            continue  # done (a run of another architecture, from an earlier search, is redone)
         a = archs[f"1/{ratio}"]
         # The FLOPs every arm of this budget gets: --steps distilled steps of a student at the budget.
         flops_budget = args.steps * batch * (3 * a["budget"] + cost(teacher_arch))

@@ -4,7 +4,9 @@
 Layout: `<dir>/step-00000040/{model.safetensors, optimizer.pt, state.json}`. `state.json` is
 written last and records the SHA-256 of the weights, so a folder is complete and intact exactly
 when its state parses and the hash matches; loading takes the newest such folder, so a run
-killed during a write resumes from the one before.
+killed during a write resumes from the one before. A write that fails (a full disk) removes its
+temporary folder before the error goes on; one left by a killed process
+(`.tmp-step-STEP-HOST-PID`, that PID gone on this host) is removed by the next write.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,25 +57,62 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_orphaned_writes(directory: Path) -> list[Path]:
+    """Remove the temporary folders of writes whose process died on this host; returns them."""
+    host, removed = socket.gethostname(), []
+    for tmp in directory.glob(".tmp-step-*"):
+        rest = tmp.name.removeprefix(".tmp-step-").split("-", 1)  # STEP, HOST-PID
+        writer, _, pid = rest[-1].rpartition("-")
+        if writer == host and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 def save_checkpoint(directory: Path, step: int, weights: dict[str, Tensor],
                     optimizer: dict[str, Any] | None, state: dict[str, Any], keep: int = 2) -> Path:
     """Write step `step` atomically; keep the newest `keep` checkpoints."""
     directory.mkdir(parents=True, exist_ok=True)
+    for tmp in remove_orphaned_writes(directory):
+        log.warning("removed %s: a checkpoint write whose process died", tmp)
     final = directory / f"step-{step:08d}"
-    tmp = directory / f".tmp-step-{step:08d}-{os.getpid()}"
+    tmp = directory / f".tmp-step-{step:08d}-{socket.gethostname()}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / "model.safetensors"))
-    maybe_die("checkpoint-write", step)  # fault injection: a kill in the middle of a write
-    if optimizer is not None:
-        torch.save(optimizer, tmp / "optimizer.pt")
-    record = {**state, "step": step, "weights_sha256": _sha256(tmp / "model.safetensors")}
-    (tmp / "state.json").write_text(json.dumps(record, indent=2, sort_keys=True))
-    for f in tmp.iterdir():
-        _fsync(f)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / "model.safetensors"))
+        maybe_die("checkpoint-write", step)  # fault injection: a kill in the middle of a write
+        if optimizer is not None:
+            torch.save(optimizer, tmp / "optimizer.pt")
+        record = {**state, "step": step, "weights_sha256": _sha256(tmp / "model.safetensors")}
+        (tmp / "state.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+        for f in tmp.iterdir():
+            _fsync(f)
+    except BaseException:  # a full disk, an interrupt: leave no half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+    _fsync_dir(directory)  # the rename itself survives a power cut
     for old in sorted(directory.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -100,7 +140,6 @@ def load_latest(directory: Path, with_optimizer: bool = True) -> Checkpoint | No
         except Exception as err:
             log.warning("skipping checkpoint %s: %s", path, err)
     return None
-
 
 
 def latest_state(directory: Path) -> dict[str, Any] | None:

@@ -2,10 +2,12 @@
 
 `DISTILNAS_KILL_AT=POINT:STEP` makes the process SIGKILL itself when it reaches POINT at STEP
 (POINT: `train-step` after an optimizer step, `checkpoint-write` half-way through writing a
-checkpoint). Unset, this does nothing. With `DISTILNAS_KILL_ONCE=PATH` the kill happens only if
-PATH does not exist yet (it is created first), so a restarted worker runs through.
-`DISTILNAS_RAISE_AT=POINT:KEY` raises an injected error instead (POINT `evaluate`, KEY
-`<study>:<arch id>`), where a Ray worker cannot be monkeypatched.
+checkpoint, `search-trial` after a trial, `evaluate` inside a trial before its measurement is
+recorded; STEP counts trials from 1 for the last two). Unset, this does nothing. With
+`DISTILNAS_KILL_ONCE=PATH` the kill happens only if PATH does not exist yet (it is created
+first), so a restarted worker runs through. `DISTILNAS_RAISE_AT=POINT:KEY` raises an injected
+error instead (POINT `evaluate`, KEY `<study>:<arch id>`), where a Ray worker cannot be
+monkeypatched.
 """
 
 from __future__ import annotations

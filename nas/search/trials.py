@@ -88,6 +88,7 @@ def objective_fn(study: optuna.Study, space: TrialSpace, evaluator: Evaluator, s
         trial.set_user_attr("provenance", prov)
         for key, value in (attrs or {}).items():
             trial.set_user_attr(key, value)
+        maybe_die("evaluate", trial.number + 1)  # fault injection: killed with the trial RUNNING
         try:
             found, m = evaluate_candidate(candidate, evaluator, study, study.study_name)
         except Exception as err:

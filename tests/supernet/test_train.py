@@ -49,6 +49,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, kill_at):
     finished = nas_train(tmp_path / "resumed.yaml")
     assert finished.returncode == 0, finished.stderr
     assert "resuming at step 2" in finished.stderr
+    assert not list(ckpt_dir.glob(".tmp-step-*"))  # the killed write's folder was removed
     ref, res = final_weights(tmp_path / "ref"), final_weights(tmp_path / "resumed")
     assert ref.keys() == res.keys()
     for name in ref:

@@ -106,7 +106,11 @@ def save_checkpoint(directory: Path, step: int, weights: dict[str, Tensor],
         (tmp / "state.json").write_text(json.dumps(record, indent=2, sort_keys=True))
         for f in tmp.iterdir():
             _fsync(f)
-    except BaseException:  # a full disk, an interrupt: leave no half-written folder behind
+    except Exception as err:  # a full disk: leave no half-written folder, say what failed
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(f"checkpoint {final}: the write failed ({err}); nothing was kept; free space and rerun "
+                      f"to resume from the previous checkpoint") from err
+    except BaseException:  # an interrupt: no half-written folder either
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():

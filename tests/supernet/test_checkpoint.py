@@ -20,14 +20,15 @@ FULL_DISK = textwrap.dedent("""
     resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.RLIM_INFINITY))  # files past 256 KiB fail
     try:
         save_checkpoint(__import__("pathlib").Path(out), 2, {"w": torch.zeros(1_000_000)}, None, {})
-    except Exception as err:  # safetensors' own error type, carrying the OS error
+    except OSError as err:
         print("failed:", err)
 """)
 
 
 def test_a_write_that_fails_on_a_full_disk_leaves_no_folder_and_the_previous_checkpoint(tmp_path):
     out = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert out.stdout.startswith("failed:") and "File too large" in out.stdout, out.stderr
+    assert out.stdout.startswith(f"failed: checkpoint {tmp_path / 'step-00000002'}: the write failed"), out.stderr
+    assert "File too large" in out.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]  # no .tmp-step-* left
     ckpt = load_latest(tmp_path)
     assert ckpt.step == 1 and torch.equal(ckpt.weights["w"], torch.zeros(1000))

@@ -6,7 +6,9 @@ way to a better student. The student starts from one of:
 - the teacher's slice (`--arch JSON` with `--layers POLICY`): what a user gets without the engine,
   e.g. the first N layers at full width (DistilBERT's layer drop), or a uniform shrink.
 It is distilled from the run's teacher with the run's loss and data for `--steps` steps,
-resumable (checkpoints under `OUT/distill-checkpoints`), its training FLOPs counted as
+resumable (checkpoints under `OUT/distill-checkpoints`; `OUT/distill-request.json` says which
+architecture and starting point they belong to: a different request is refused, or with
+`--force` started afresh), its training FLOPs counted as
 `nas train` counts them, and written to OUT as a stock Hugging Face directory with a
 `distilnas.json` that records where it came from and what it cost.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from supernet.train import train_fixed
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "distill-checkpoints"
+REQUEST = "distill-request.json"
 
 
 @dataclass
@@ -54,8 +58,8 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
     if layers not in LAYER_POLICIES:
         raise ValueError(f"--layers: got {layers!r}; allowed: {list(LAYER_POLICIES)}")
     out = Path(out)
-    if out.exists() and any(p.name != CHECKPOINTS for p in out.iterdir()) and not (out / CHECKPOINTS).is_dir() \
-            and not force:
+    foreign = out.exists() and any(p.name not in (CHECKPOINTS, REQUEST) for p in out.iterdir())
+    if foreign and not (out / CHECKPOINTS).is_dir() and not force:
         raise ExportError(f"--out: {str(out)!r} is not empty and holds no distillation to resume; pass --force")
     run = open_run(config, save_config=False)
     if student is not None:
@@ -69,17 +73,27 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
             raise ValueError(
                 f"arch.{dim}: got {getattr(arch, dim)!r}; the run's teacher has {getattr(teacher_arch, dim)!r}"
             )
+    source = f"student:{Path(student).resolve()}" if student is not None else f"teacher-slice:{layers}"
+    request = {"arch": arch.id, "source": source}
+    if (out / CHECKPOINTS).is_dir():
+        before = json.loads((out / REQUEST).read_text()) if (out / REQUEST).is_file() else None
+        if before != request:
+            if not force:
+                raise ExportError(f"--out: {str(out)!r} holds the distillation of {before}, not of {request}; "
+                                  "pass --force to start afresh")
+            log.warning("%s: discarding the checkpoints of %s (this is %s)", out, before, request)
+            shutil.rmtree(out / CHECKPOINTS)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REQUEST).write_text(json.dumps(request))
     dev = run.device(device)
     data = load_data(run)
     teacher = load_teacher_net(run, dev)
     if student is not None:
         model = MODEL_CLASS[arch.family].from_pretrained(student)
         init = supernet_class(run.teacher_config.model_type)(model, "first").to(dev)
-        source = f"student:{student}"
     else:
         # The teacher's own weights under the chosen layer policy: a slice, no supernet involved.
         init = supernet_class(run.teacher_config.model_type)(teacher.body, layers).to(dev)  # type: ignore[arg-type]
-        source = f"teacher-slice:{layers}"
     # `train.loss.kind: lm` trains on next-token loss alone (the teacher-free baseline).
     teacher_source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
     net, result = train_fixed(

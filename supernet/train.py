@@ -128,6 +128,11 @@ def train_supernet(supernet: SuperLM, teacher: SuperLM | CachedTeacher | None, s
     start, skipped, spent = 0, [], 0.0
     ckpt = load_latest(out_dir) if out_dir is not None else None
     if ckpt is not None:
+        found, wanted = ckpt.state.get("supernet"), json.loads(json.dumps(supernet.describe()))
+        if found is not None and found != wanted:
+            raise ValueError(f"checkpoint {ckpt.path}: holds a network of shape {found.get('shape')}, this run "
+                             f"trains {wanted['shape']}; a resume needs the same network: remove {out_dir} "
+                             f"or train into another directory")
         with torch.no_grad():
             for name, w in weights.items():
                 w.copy_(ckpt.weights[name])

@@ -293,6 +293,12 @@ def test_distill_a_chosen_student_and_a_teacher_slice_resumably(trained, tmp_pat
     # From an exported student directory.
     again = distill(config, tmp_path / "again", 1, student=tmp_path / "first")
     assert again.source.startswith("student:") and arch_of(tmp_path / "again") == arch
+    # Another architecture into the same directory: refused, or with force started afresh.
+    other = run.space["small"].smallest
+    with pytest.raises(ValueError, match="holds the distillation of"):
+        distill(config, tmp_path / "first", 3, arch=other, layers="first")
+    fresh = distill(config, tmp_path / "first", 1, arch=other, layers="first", force=True)
+    assert fresh.steps == 1 and arch_of(tmp_path / "first") == other
     with pytest.raises(ValueError, match="give exactly one of --student DIR or --arch JSON"):
         distill(config, tmp_path / "x", 1)
     (tmp_path / "full").mkdir()

@@ -45,11 +45,13 @@ import argparse
 import json
 import math
 import platform
+import shutil
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from evidence import log, save_results, t_interval
 
 from search_spaces import uniformity
@@ -120,7 +122,12 @@ def main() -> None:
         }
         save()
         log(f"quickstart: {state['quickstart']['wall_s'] / 60:.1f} min, export parity {qs.export_parity}")
-    config = parse_config(json.loads(json.dumps(__import__("yaml").safe_load((qs_dir / "config.yaml").read_text()))))
+    # The quickstart's config, kept apart: a search under another budget (below) saves its own
+    # config (storage, budget) into the run directory, and this one must stay the quickstart's.
+    qs_config = work / "quickstart-config.yaml"
+    if not qs_config.is_file():
+        shutil.copyfile(qs_dir / "config.yaml", qs_config)
+    config = parse_config(yaml.safe_load(qs_config.read_text()))
     run = open_run(config, save_config=False)
     teacher_arch = run.space.teacher
     seq_len = config.data.seq_len
@@ -176,6 +183,7 @@ def main() -> None:
             raw["storage"], raw["search"]["budgets"] = storage, {"flops": budget}
             s = time.perf_counter()
             run_search(parse_config(raw), progress=False)  # resumes: runs only the trials still missing
+            shutil.copyfile(qs_config, qs_dir / "config.yaml")  # the run's config is the quickstart's again
             state.setdefault("search_wall_s", {}).setdefault(f"1/{ratio}", time.perf_counter() - s)
         point = best_under(storage, ("flops", budget), studies)
         searched_dir = work / f"searched-1-{ratio}"

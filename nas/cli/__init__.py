@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_message(err: BaseException) -> str:
+    """One line for an error. A Ray task's error wraps the worker's own (`cause`) under a banner
+    and a remote traceback; the worker's error is the one that says what went wrong."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException):
+        err = cause
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -54,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # the CLI boundary: one line, the traceback only with --debug
         if args.debug:
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"nas: error: {message}", file=sys.stderr)
+        print(f"nas: error: {error_message(err)}", file=sys.stderr)
         return 2
     return 0

@@ -181,6 +181,50 @@ def main() -> None:
     size = band.size
     budgets_at = {"10%": round(0.10 * size), "25%": round(0.25 * size)}
 
+    def summarise(final: bool) -> None:
+        """The table from the runs so far, written to the results JSON."""
+        rows = []
+        for sampler in SAMPLERS:
+            for label, n in budgets_at.items():
+                runs = [r for k, r in state.items() if k.startswith(f"{sampler}/") and len(r["ids"]) >= n]
+                if not runs:
+                    continue
+                fracs = [hypervolume(norm(r["ids"][:n])) / exact_hv for r in runs]
+                shares = [len(set(r["ids"][:n]) & set(exact_ids)) / len(exact_ids) for r in runs]
+                distinct = [len(set(r["ids"][:n])) / n for r in runs]
+                mean, lo_ci, hi_ci = t_interval(fracs)
+                smean, slo, shi = t_interval(shares)
+                rows.append({"sampler": sampler, "space_share": label, "trials": n, "seeds": len(runs),
+                             "hv_frac_mean": mean, "hv_frac_ci95": [lo_ci, hi_ci], "hv_frac_min": min(fracs),
+                             "front_share_mean": smean, "front_share_ci95": [slo, shi],
+                             "distinct_share": statistics.mean(distinct),
+                             "s_per_trial": statistics.mean(r["seconds"] / len(r["ids"]) for r in runs)})
+        default = make_sampler("auto", band, SearchConfig(objectives=OBJECTIVES, trials=budgets_at["25%"]))
+        default_name = {"NSGAIISampler": "nsga2", "TPESampler": "tpe", "GPSampler": "gp",
+                        "RandomSampler": "random"}.get(type(default).__name__, type(default).__name__)
+        at25 = {r["sampler"]: r for r in rows if r["space_share"] == "25%"}
+        verdict = None
+        if default_name in at25 and "random" in at25:
+            d, rnd = at25[default_name], at25["random"]
+            verdict = bool(d["hv_frac_mean"] >= 0.98 and d["hv_frac_ci95"][0] > rnd["hv_frac_ci95"][1])
+        report = {
+            "benchmark": "search_efficiency", "teacher": config.teacher.id, "run_dir": str(run.run_dir),
+            "supernet_step": ckpt.step, "band": band.name, "band_size": size,
+            "dims": {d: list(v) for d, v in free_dims(band).items()},
+            "budgets": budgets, "feasible": len(feasible), "exact_front_size": len(exact_ids),
+            "eval_batches": args.eval_batches, "train_s": train_s, "score_s_this_run": score_s,
+            "teacher_targets_once_s_per_eval": cached_s / 10, "teacher_each_time_s_per_eval": fresh_s / 10,
+            "teacher_targets_speedup": fresh_s / cached_s,
+            "trials_at": budgets_at, "rows": rows, "default_sampler": default_name, "pass": verdict,
+            "pass_rule": "default sampler >= 0.98 of the exact hypervolume at 25%, 95% interval above random's",
+        }
+        save_results("search_efficiency", report)
+        if not final:
+            return
+        print(f"band {band.name}: {size} members, {len(feasible)} under flops <= {budgets['flops']:.3g}, exact front "
+              f"{len(exact_ids)}; default sampler for two objectives: {default_name}; pass: {verdict}")
+        print(table_md(rows))
+
     # -- the samplers --------------------------------------------------------------------------
     plan = [(s, seed, budgets_at["25%"]) for seed in range(args.seeds) for s in SAMPLERS if s != "gp"]
     plan += [("gp", seed, budgets_at["10%"]) for seed in range(args.gp_seeds)]
@@ -191,46 +235,8 @@ def main() -> None:
         state[key] = run_sampler(sampler, seed, trials, band, table, budgets)
         state_path.write_text(json.dumps(state))
         log(f"{key}: {state[key]['seconds']:.1f} s")
-
-    rows = []
-    for sampler in SAMPLERS:
-        for label, n in budgets_at.items():
-            runs = [r for k, r in state.items() if k.startswith(f"{sampler}/") and len(r["ids"]) >= n]
-            if not runs:
-                continue
-            fracs = [hypervolume(norm(r["ids"][:n])) / exact_hv for r in runs]
-            shares = [len(set(r["ids"][:n]) & set(exact_ids)) / len(exact_ids) for r in runs]
-            distinct = [len(set(r["ids"][:n])) / n for r in runs]
-            mean, lo_ci, hi_ci = t_interval(fracs)
-            smean, slo, shi = t_interval(shares)
-            rows.append({"sampler": sampler, "space_share": label, "trials": n, "seeds": len(runs),
-                         "hv_frac_mean": mean, "hv_frac_ci95": [lo_ci, hi_ci], "hv_frac_min": min(fracs),
-                         "front_share_mean": smean, "front_share_ci95": [slo, shi],
-                         "distinct_share": statistics.mean(distinct),
-                         "s_per_trial": statistics.mean(r["seconds"] / len(r["ids"]) for r in runs)})
-    default = make_sampler("auto", band, SearchConfig(objectives=OBJECTIVES, trials=budgets_at["25%"]))
-    default_name = {"NSGAIISampler": "nsga2", "TPESampler": "tpe", "GPSampler": "gp",
-                    "RandomSampler": "random"}.get(type(default).__name__, type(default).__name__)
-    at25 = {r["sampler"]: r for r in rows if r["space_share"] == "25%"}
-    verdict = None
-    if default_name in at25 and "random" in at25:
-        d, rnd = at25[default_name], at25["random"]
-        verdict = bool(d["hv_frac_mean"] >= 0.98 and d["hv_frac_ci95"][0] > rnd["hv_frac_ci95"][1])
-    report = {
-        "benchmark": "search_efficiency", "teacher": config.teacher.id, "run_dir": str(run.run_dir),
-        "supernet_step": ckpt.step, "band": band.name, "band_size": size,
-        "dims": {d: list(v) for d, v in free_dims(band).items()},
-        "budgets": budgets, "feasible": len(feasible), "exact_front_size": len(exact_ids),
-        "eval_batches": args.eval_batches, "train_s": train_s, "score_s_this_run": score_s,
-        "teacher_targets_once_s_per_eval": cached_s / 10, "teacher_each_time_s_per_eval": fresh_s / 10,
-        "teacher_targets_speedup": fresh_s / cached_s,
-        "trials_at": budgets_at, "rows": rows, "default_sampler": default_name, "pass": verdict,
-        "pass_rule": "default sampler >= 0.98 of the exact hypervolume at 25%, 95% interval above random's",
-    }
-    save_results("search_efficiency", report)
-    print(f"band {band.name}: {size} members, {len(feasible)} under flops <= {budgets['flops']:.3g}, exact front "
-          f"{len(exact_ids)}; default sampler for two objectives: {default_name}; pass: {verdict}")
-    print(table_md(rows))
+        summarise(final=False)  # a run cut short still leaves a table of what finished
+    summarise(final=True)
 
 
 def table_md(rows: list[dict[str, Any]]) -> str:

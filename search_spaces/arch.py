@@ -15,6 +15,7 @@ Only shapes that the target Hugging Face config class can express are valid:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
@@ -84,9 +85,10 @@ class Arch:
             raise InvalidArchError(f"arch: JSON must be an object, got {type(data).__name__}")
         return cls.from_dict(data)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
-        """Stable short id: readable shape prefix plus a hash of the full JSON."""
+        """Stable short id: readable shape prefix plus a hash of the full JSON (computed once per
+        object: a search compares the ids of every member of a space per trial)."""
         digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:8]
         return (
             f"{self.family[0]}L{self.num_layers}H{self.hidden_size}A{self.num_heads}"

@@ -26,9 +26,12 @@ def make_sampler(name: str, sub: SubSpace, search: SearchConfig,
     """The sampler of a sub-space's study. Constrained samplers see the budgets through the
     constraints each trial sets (`Trial.set_constraint`, one per budget). `extra_dims` are the
     space's variables besides the architecture (the grid sampler must know every one)."""
-    n_obj, seed = len(search.objectives), search.seed
+    seed = search.seed
     if name == "auto":
-        name = "nsga2" if n_obj > 1 else "tpe"
+        # TPE for one objective or several: on a trained SmolLM2 supernet's 1,281-member band under a
+        # FLOPs budget, 20 seeds, it found 0.995 of the exact front's hypervolume at 25% of the space
+        # (NSGA-II 0.982, random 0.953) and 0.979 at 10% (NSGA-II 0.935): benchmarks/search_efficiency.py.
+        name = "tpe"
     if name == "nsga2":
         population = max(4, min(50, search.trials // 3))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)

@@ -172,6 +172,22 @@ def test_suggest_arch_repairs_to_nearest_member_and_round_trips(trained):
     assert repaired > 0  # the band does cut its box
 
 
+def test_the_default_sampler_is_tpe_seeded_and_constant_liar_for_any_number_of_objectives(trained):
+    from nas.config import SearchConfig
+    from nas.search.trials import make_sampler
+
+    _, raw = trained
+    sub = open_run(parse_config(raw), save_config=False).space["small"]
+    for objectives in (["relation_kd"], ["relation_kd", "flops"], ["relation_kd", "flops", "params"]):
+        sampler = make_sampler("auto", sub, SearchConfig(objectives=objectives, seed=7))
+        assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._constant_liar
+        # seeded: two samplers of one seed propose the same first trial
+        first = [optuna.create_study(sampler=make_sampler("auto", sub, SearchConfig(objectives=objectives, seed=7)),
+                                     directions=["minimize"] * len(objectives)).ask().suggest_int("x", 0, 10 ** 6)
+                 for _ in range(2)]
+        assert first[0] == first[1]
+
+
 def test_bad_objective_fails_before_weights_load(trained):
     _, raw = trained
     raw = {**raw, "search": {**raw["search"], "objectives": ["logit_kd", "flops"]}}

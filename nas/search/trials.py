@@ -10,6 +10,7 @@ import math
 from typing import Any, Callable
 
 import optuna
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import SearchConfig
@@ -87,6 +88,12 @@ def objective_fn(study: optuna.Study, space: TrialSpace, evaluator: Evaluator, s
     names = [o.name for o in search.objectives]
 
     def objective(trial: optuna.Trial) -> list[float]:
+        # Optuna never finds a RUNNING trial stale if it has no heartbeat yet, and its heartbeat
+        # thread's first write can come after a process is killed (seen once in 10 Ray-worker kills
+        # in benchmarks/faults.py): the trial stayed RUNNING for good. Write one before any work.
+        storage = study._storage
+        if is_heartbeat_enabled(storage) and isinstance(storage, BaseHeartbeat):
+            storage.record_heartbeat(trial._trial_id)
         candidate = space.candidate(trial)
         trial.set_user_attr("provenance", prov)
         for key, value in (attrs or {}).items():

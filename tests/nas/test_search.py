@@ -128,6 +128,23 @@ def test_killed_search_resumes_without_losing_or_duplicating_trials(trained, tmp
     assert all(t.state == TrialState.COMPLETE for t in trials)
 
 
+def test_a_search_killed_inside_a_trial_leaves_it_with_a_heartbeat(trained, tmp_path):
+    import sqlite3
+
+    tmp, raw = trained
+    db = tmp_path / "inside.db"
+    raw = {**raw, "storage": f"sqlite:///{db}", "search": {**raw["search"], "trials": 3}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(raw))
+    killed = nas("search", str(tmp_path / "run.yaml"), "--subspace", "small",
+                 env={**os.environ, "DISTILNAS_KILL_AT": "evaluate:2"})
+    assert killed.returncode == -9
+    with sqlite3.connect(db) as conn:  # the storage as the next search finds it
+        running = conn.execute("SELECT trial_id FROM trials WHERE state = 'RUNNING'").fetchall()
+        beats = conn.execute("SELECT trial_id FROM trial_heartbeats").fetchall()
+    # Without a heartbeat Optuna would never find the trial stale, fail and retry it.
+    assert len(running) == 1 and running[0] in beats
+
+
 def test_failing_evaluation_is_recorded_and_the_search_goes_on(trained, tmp_path, monkeypatch):
     import nas.search.evaluate
 

@@ -63,6 +63,9 @@ def nearest_member(params: dict[str, Any], sub: SubSpace, avoid: frozenset[str] 
     )[0]
 
 
+CLAIM_ATTEMPTS = 8  # re-choices after a concurrent worker took the same member
+
+
 def suggest_arch(trial: optuna.Trial, sub: SubSpace) -> Arch:
     """Suggest each free dimension categorically. A combination that is no member (excluded by the
     family's rules, or outside a cost band), or a member the study has already tried (finished,
@@ -70,7 +73,9 @@ def suggest_arch(trial: optuna.Trial, sub: SubSpace) -> Arch:
     trial records that (`repaired`): proposals outside a band would otherwise collapse onto the
     same few boundary members, and repeats would spend the trial budget on what is known. Only
     when every member has been tried is a repeat kept (and its measurement reused). The chosen id
-    is recorded at once, so concurrent trials see it."""
+    is recorded at once, so concurrent trials see it, and checked again after recording: two
+    workers can choose one member between reading what is tried and recording their choice; the
+    later of the two always sees the earlier one's record and chooses again."""
     params = {dim: trial.suggest_categorical(dim, list(values)) for dim, values in free_dims(sub).items()}
     exact = _member_by_params(sub).get(_params_key(params))
     tried = _tried_ids(trial, sub)
@@ -80,6 +85,16 @@ def suggest_arch(trial: optuna.Trial, sub: SubSpace) -> Arch:
         arch = nearest_member(params, sub, tried)
         trial.set_user_attr("repaired", True)
     trial.set_user_attr("arch_id", arch.id)
+    for _ in range(CLAIM_ATTEMPTS):
+        tried = _tried_ids(trial, sub)
+        if arch.id not in tried:
+            break
+        again = nearest_member(params, sub, tried)
+        if again.id in tried:  # every member tried: the repeat stays (its measurement is reused)
+            break
+        arch = again
+        trial.set_user_attr("repaired", True)
+        trial.set_user_attr("arch_id", arch.id)
     return arch
 
 

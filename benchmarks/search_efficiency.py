@@ -69,7 +69,7 @@ def hypervolume(points: np.ndarray) -> float:
 
     if len(points) == 0:
         return 0.0
-    return float(compute_hypervolume(points[pareto_mask(points)], np.array([1.1, 1.1])))
+    return float(compute_hypervolume(points, np.array([1.1, 1.1])))  # dominated points add nothing
 
 
 def score_table(work: Path, band: SubSpace, evaluator: SupernetEvaluator) -> dict[str, dict[str, Any]]:

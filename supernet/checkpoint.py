@@ -53,11 +53,7 @@ def _sha256(path: Path) -> str:
 
 
 def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
+    """Flush a file's bytes, or a directory's entries (a rename), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -116,7 +112,7 @@ def save_checkpoint(directory: Path, step: int, weights: dict[str, Tensor],
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_dir(directory)  # the rename itself survives a power cut
+    _fsync(directory)  # the rename itself survives a power cut
     for old in sorted(directory.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -51,8 +51,6 @@ from search_spaces import uniformity
 TASKS = {"imdb": "imdb", "rt": "rotten_tomatoes"}
 
 
-
-
 def make_tasks(work: Path, sizes: tuple[int, int, int]) -> tuple[dict[str, Path], Path]:
     """One CSV per task (train + dev + test rows, in that order, already shuffled) and the
     distillation corpus: every review of the package that is in no task."""
@@ -82,8 +80,26 @@ def make_tasks(work: Path, sizes: tuple[int, int, int]) -> tuple[dict[str, Path]
     return out, corpus
 
 
+def run_config(
+    work: Path, corpus: Path, teacher: str, seq_len: int, supernet_steps: int, trials: int
+) -> dict[str, Any]:
+    """The run both benchmarks share (`WORK/run`): its supernets are trained once, for the students
+    here and for benchmarks/proxy_fidelity.py."""
+    return {
+        "run_dir": str(work / "run"),
+        "teacher": {"id": teacher},
+        "data": {"files": [str(corpus)], "seq_len": seq_len, "max_examples": 20000},
+        "train": {"steps": supernet_steps, "batch_size": 16, "n_random": 2, "lr": 2e-4,
+                  "checkpoint_every": 50, "eval_every": 100, "reorder_importance": True},
+        "search": {"objectives": ["relation_kd", "flops"], "trials": trials, "sampler": "tpe",
+                   "seq_len": seq_len, "eval_batches": 4},
+    }
 
 
+def band_holding(space: Any, budget: float, cost: Any) -> Any:
+    """The cost band (sub-space) holding most members within 10% below `budget`."""
+    near = [a for a in space if 0.9 * budget <= cost(a) <= budget]
+    return max(space.subspaces, key=lambda s: sum(a in s for a in near))
 
 
 def main() -> None:
@@ -119,14 +135,7 @@ def main() -> None:
     sizes = tuple(int(x) for x in args.split.split(","))
     t0 = time.perf_counter()
     tasks, corpus = make_tasks(work, sizes)  # type: ignore[arg-type]
-    base = {
-        "run_dir": str(work / "run"), "teacher": {"id": args.teacher},
-        "data": {"files": [str(corpus)], "seq_len": args.seq_len, "max_examples": 20000},
-        "train": {"steps": args.supernet_steps, "batch_size": 16, "n_random": 2, "lr": 2e-4,
-                  "checkpoint_every": 50, "eval_every": 100, "reorder_importance": True},
-        "search": {"objectives": ["relation_kd", "flops"], "trials": args.trials, "sampler": "tpe",
-                   "seq_len": args.seq_len, "eval_batches": 4},
-    }
+    base = run_config(work, corpus, args.teacher, args.seq_len, args.supernet_steps, args.trials)
     config = parse_config(base)
     run = open_run(config)
     teacher = run.space.teacher
@@ -134,8 +143,7 @@ def main() -> None:
     budget = cost(teacher) / args.ratio
     budget_name = f"1-{args.ratio:g}"
     config = parse_config({**base, "search": {**base["search"], "budgets": {"flops": budget}}})
-    near = [a for a in run.space if 0.9 * budget <= cost(a) <= budget]
-    sub = max(run.space.subspaces, key=lambda s: sum(a in s for a in near))
+    sub = band_holding(run.space, budget, cost)
     report: dict[str, Any] = {
         "benchmark": "students",
         "teacher": args.teacher,

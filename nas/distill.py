@@ -4,7 +4,9 @@ After a search has chosen a student, more distillation of that one fixed shape i
 way to a better student. The student starts from one of:
 - an exported student directory (`--student DIR`: the supernet's weights for its architecture);
 - the teacher's slice (`--arch JSON` with `--layers POLICY`): what a user gets without the engine,
-  e.g. the first N layers at full width (DistilBERT's layer drop), or a uniform shrink.
+  e.g. the first N layers at full width (DistilBERT's layer drop), or a uniform shrink; with
+  `--importance-order`, the slice of the teacher after its heads and FFN neurons are reordered by
+  importance, as the supernets are cut (so a slice keeps the most important ones).
 It is distilled from the run's teacher with the run's loss and data for `--steps` steps,
 resumable (checkpoints under `OUT/distill-checkpoints`; `OUT/distill-request.json` says which
 architecture and starting point they belong to: a different request is refused, or with
@@ -15,6 +17,7 @@ architecture and starting point they belong to: a different request is refused, 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -24,9 +27,10 @@ from typing import Any
 
 from nas.config import RunConfig
 from nas.export import ExportError, save_model
-from nas.run import load_data, load_teacher_net, open_run, training_teacher
+from nas.run import load_data, load_teacher_net, open_run, teacher_importance, training_teacher
 from search_spaces import LAYER_POLICIES, Arch, arch_from_hf_config
 from supernet.hf_models import MODEL_CLASS
+from supernet.importance import reorder_by_importance
 from supernet.registry import supernet_class
 from supernet.train import train_fixed
 
@@ -49,7 +53,8 @@ class DistillResult:
 
 
 def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = None, arch: Arch | None = None,
-            layers: str = "first", device: str | None = None, force: bool = False) -> DistillResult:
+            layers: str = "first", importance: bool = False, device: str | None = None,
+            force: bool = False) -> DistillResult:
     """Distil one architecture for `steps` steps; see the module docstring."""
     if (student is None) == (arch is None):
         raise ValueError("distill: give exactly one of --student DIR or --arch JSON")
@@ -57,6 +62,8 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
         raise ValueError(f"--steps: got {steps}; must be >= 1")
     if layers not in LAYER_POLICIES:
         raise ValueError(f"--layers: got {layers!r}; allowed: {list(LAYER_POLICIES)}")
+    if importance and student is not None:
+        raise ValueError("--importance-order: reorders the teacher's slice; an exported --student is already cut")
     out = Path(out)
     foreign = out.exists() and any(p.name not in (CHECKPOINTS, REQUEST) for p in out.iterdir())
     if foreign and not (out / CHECKPOINTS).is_dir() and not force:
@@ -73,7 +80,10 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
             raise ValueError(
                 f"arch.{dim}: got {getattr(arch, dim)!r}; the run's teacher has {getattr(teacher_arch, dim)!r}"
             )
-    source = f"student:{Path(student).resolve()}" if student is not None else f"teacher-slice:{layers}"
+    if student is not None:
+        source = f"student:{Path(student).resolve()}"
+    else:
+        source = f"teacher-slice:{layers}" + ("+importance" if importance else "")
     request = {"arch": arch.id, "source": source}
     if (out / CHECKPOINTS).is_dir():
         before = json.loads((out / REQUEST).read_text()) if (out / REQUEST).is_file() else None
@@ -94,6 +104,9 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
     else:
         # The teacher's own weights under the chosen layer policy: a slice, no supernet involved.
         init = supernet_class(run.teacher_config.model_type)(teacher.body, layers).to(dev)  # type: ignore[arg-type]
+        if importance:  # on a copy: the teacher itself still teaches, unpermuted
+            init = copy.deepcopy(init)
+            reorder_by_importance(init, teacher_importance(teacher, data, config.train, dev))
     # `train.loss.kind: lm` trains on next-token loss alone (the teacher-free baseline).
     teacher_source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
     net, result = train_fixed(

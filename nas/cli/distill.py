@@ -20,6 +20,9 @@ def add(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--arch", help="an architecture as JSON (or a file holding it): start from the teacher's slice")
     dist.add_argument("--layers", default="first", help="with --arch, which teacher layers the slice keeps: "
                                                         "first (default), uniform, every_other, autodistil")
+    dist.add_argument("--importance-order", action="store_true",
+                      help="with --arch, slice the teacher after reordering its heads and FFN neurons by importance "
+                           "(as supernets are cut)")
     dist.add_argument("--steps", type=int, required=True)
     dist.add_argument("--out", type=Path, required=True)
     dist.add_argument("--device")
@@ -32,7 +35,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from nas.distill import distill
 
     r = distill(load_config(args.config), args.out, args.steps, student=args.student,
-                arch=read_arch(args.arch) if args.arch else None, layers=args.layers, device=args.device,
+                arch=read_arch(args.arch) if args.arch else None, layers=args.layers,
+                importance=args.importance_order, device=args.device,
                 force=args.force)
     print(f"distilled {Arch.from_dict(r.arch).id} ({r.source}) for {r.steps} steps, {r.train_flops:.3g} training "
           f"FLOPs: {r.out}")

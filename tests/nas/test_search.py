@@ -340,6 +340,37 @@ def test_distill_a_chosen_student_and_a_teacher_slice_resumably(trained, tmp_pat
         distill(config, tmp_path / "full", 1, arch=arch)
 
 
+def test_distill_slices_the_teacher_in_importance_order_when_asked(trained, tmp_path):
+    import copy
+
+    from nas.distill import distill
+    from nas.run import training_setup
+    from supernet.importance import reorder_by_importance
+
+    _, raw = trained
+    # A learning rate so small that one step leaves the starting weights as they were (to 1e-6).
+    config = parse_config({**raw, "train": {**raw["train"], "lr": 1e-12}})
+    run = open_run(config, save_config=False)
+    arch = run.space["small"].smallest
+    result = distill(config, tmp_path / "ordered", 1, arch=arch, layers="first", importance=True)
+    assert result.source == "teacher-slice:first+importance"
+    setup = training_setup(run, torch.device("cpu"), reorder=True)
+    plain = copy.deepcopy(setup.teacher)
+    plain.layer_policy = "first"
+    ordered = copy.deepcopy(plain)
+    reorder_by_importance(ordered, setup.importance)
+    model = AutoModel.from_pretrained(tmp_path / "ordered").eval()
+    ids = torch.randint(0, 30522, (2, 9))
+    with torch.no_grad():
+        out = model(input_ids=ids).last_hidden_state
+        plain.set_active(arch)
+        ordered.set_active(arch)
+        assert (out - ordered(ids).hidden).abs().max().item() < 1e-4  # the reordered slice
+        assert (out - plain(ids).hidden).abs().max().item() > 1e-2  # not the plain one
+    with pytest.raises(ValueError, match="--importance-order: reorders the teacher's slice"):
+        distill(config, tmp_path / "x", 1, student=tmp_path / "ordered", importance=True)
+
+
 def arch_of(directory):
     from search_spaces import arch_from_hf_config
 

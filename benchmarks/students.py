@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import platform
 import statistics
 import time
@@ -96,6 +97,22 @@ def run_config(
     }
 
 
+def search_flops(db: Path, config: Any, teacher_flops: float) -> float:
+    """What a search's evaluations cost: every completed trial's forward pass over the held-out
+    batches (its FLOPs objective is per sequence), plus the teacher's targets, computed once."""
+    import optuna
+
+    sequences = config.search.eval_batches * config.train.batch_size
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    total = teacher_flops * sequences
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        index = study.metric_names.index("flops")
+        for trial in study.get_trials(states=[optuna.trial.TrialState.COMPLETE]):
+            total += trial.values[index] * sequences
+    return total
+
+
 def band_holding(space: Any, budget: float, cost: Any) -> Any:
     """The cost band (sub-space) holding most members within 10% below `budget`."""
     near = [a for a in space if 0.9 * budget <= cost(a) <= budget]
@@ -116,6 +133,8 @@ def main() -> None:
                         help="seeds for the teacher's fine-tuning (default: --seeds); it only sets retention")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--ratio", type=float, default=2.7, help="budget = teacher FLOPs / ratio")
+    parser.add_argument("--equal-total", nargs="*", default=[], choices=["layer_drop", "uniform", "largest"],
+                        help="baselines also distilled for the engine's whole cost (arm NAME_total)")
     args = parser.parse_args()
 
     import torch
@@ -239,6 +258,20 @@ def main() -> None:
         report["arms"][arm]["distill_flops"] = r.train_flops
         students[arm] = directory
         log(f"distilled {arm}: {r.steps} steps")
+    # Equal total compute: a baseline distilled for as many FLOPs as the engine spent on the
+    # searched student (supernet training + the search's evaluations + its distillation).
+    engine_flops = trained.train_flops + search_flops(work / f"search-searched-{budget_name}.db", config, cost(teacher))
+    engine_flops += report["arms"]["searched"]["distill_flops"]
+    report["engine_flops"] = engine_flops
+    for arm in args.equal_total:
+        c = chosen[arm]
+        per_step = report["arms"][arm]["distill_flops"] / args.distill_steps
+        steps = math.ceil(engine_flops / per_step)
+        directory = work / f"distilled-{c['layers']}-{c['arch_id']}-{steps}steps"
+        r = distill(config, directory, steps, arch=Arch.from_dict(c["arch"]), layers=c["layers"])
+        report["arms"][f"{arm}_total"] = {**report["arms"][arm], "distill_steps": steps, "distill_flops": r.train_flops}
+        students[f"{arm}_total"] = directory
+        log(f"distilled {arm}_total: {r.steps} steps ({r.train_flops:.3g} FLOPs, the engine {engine_flops:.3g})")
     timed("distill", {"steps": args.distill_steps}, time.perf_counter() - s)
     save()
 

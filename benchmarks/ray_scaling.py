@@ -3,13 +3,16 @@
 A MiniLM-L6 run's "small" supernet is trained briefly once (and, for the long evaluations, its
 teacher-assistant supernet). Then, each arm a fresh study with the same sampler, seed and trial
 count:
-- short evaluations: inherited-weight scoring (`nas search`), in-process; on a loopback cluster
-  (`nas.ray.cluster`) of 1 node; and of 2 nodes; one CPU per trial, `--cpus-per-node` per node;
+- short evaluations: inherited-weight scoring (`nas search`), in-process with every core's
+  threads; in-process with one thread (the same CPUs as one Ray node of one CPU); on a loopback
+  cluster (`nas.ray.cluster`) of 1 node; and of 2 nodes; one CPU per trial, `--cpus-per-node` per
+  node;
 - long evaluations: the joint student + TA search (`--joint-assistant`: each trial distils its
   student for `assistants.distill_steps` steps), in-process and on 1 and 2 nodes.
-For every arm: trials/min, the mean seconds a trial spends in its objective (from the storage's
-start and end times), and the per-trial overhead: wall seconds per trial minus that, split into
-the start-up before the first trial began (Ray, workers, evaluator transfer) and the rest.
+For every arm: trials/min, also after the start-up (the trials over the wall time from the first
+trial's start), the mean seconds a trial spends in its objective (from the storage's start and
+end times), the start-up before the first trial began (Ray, workers, evaluator transfer), and the
+per-trial overhead once started: wall seconds per trial after the start-up minus the objective's.
 Last, `nas train --workers 2` against `--workers 1` on a loopback cluster, in tokens/s (from
 train.jsonl, steps after the first).
 
@@ -18,7 +21,7 @@ Targets (issue 15): one Ray node >= 0.8x in-process trials/min for short evaluat
 their own cores. On a 2-core machine the two nodes and the driver share the same two cores, so
 the 2-node and 2-worker rows measure contention as much as scaling; say so beside them.
 
-    python benchmarks/ray_scaling.py [--trials 24] [--cpus-per-node 1]
+    python benchmarks/ray_scaling.py [--trials 64] [--cpus-per-node 1]
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def trial_seconds(storage: str, study: str) -> tuple[list[float], float | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="offline:minilm-l6")
-    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--long-trials", type=int, default=8)
     parser.add_argument("--cpus-per-node", type=int, default=1)
     parser.add_argument("--supernet-steps", type=int, default=10)
@@ -84,16 +87,23 @@ def main() -> None:
         inside, first = trial_seconds(storage, result.study_name)
         per_trial = wall / max(1, result.complete)
         startup = (first - t0) if first is not None else float("nan")
+        started = (wall - startup) / max(1, result.complete)  # wall per trial once the first began
         row = {"kind": kind, "arm": arm, "trials": result.complete, "minutes": wall / 60,
-               "trials_per_min": result.complete / (wall / 60), "objective_s_mean": statistics.mean(inside),
-               "wall_s_per_trial": per_trial, "overhead_s_per_trial": per_trial - statistics.mean(inside),
-               "startup_s": startup}
+               "trials_per_min": result.complete / (wall / 60), "trials_per_min_after_startup": 60 / started,
+               "objective_s_mean": statistics.mean(inside), "wall_s_per_trial": per_trial,
+               "overhead_s_per_trial": started - statistics.mean(inside), "startup_s": startup,
+               "threads": torch.get_num_threads()}
         log(json.dumps(row))
         return row
 
     rows = []
     for kind in ("short", "long"):
         rows.append(timed(kind, "in-process", None))
+        if kind == "short":  # the same CPUs as one 1-CPU Ray node: one thread
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            rows.append(timed(kind, "in-process, 1 thread", None))
+            torch.set_num_threads(threads)
         for nodes in (1, 2):
             with LoopbackRayCluster(workers=nodes - 1, cpus_per_node=args.cpus_per_node) as cluster:
                 row = timed(kind, f"ray, {nodes} node(s)", cluster.address)
@@ -116,14 +126,17 @@ def main() -> None:
         train_rows.append({"workers": workers, "tokens_per_s": workers * statistics.mean(rates), "wall_s": wall})
         log(json.dumps(train_rows[-1]))
 
-    def ratio(kind: str, a: str, b: str) -> float:
+    def ratio(kind: str, a: str, b: str, rate: str = "trials_per_min") -> float:
         pick = {r["arm"]: r for r in rows if r["kind"] == kind}
-        return pick[a]["trials_per_min"] / pick[b]["trials_per_min"]
+        return pick[a][rate] / pick[b][rate]
 
     report = {
         "benchmark": "ray_scaling", "teacher": args.teacher, "args": vars(args),
         "machine_cores": torch.get_num_threads(), "rows": rows, "train": train_rows,
         "short_1_node_vs_in_process": ratio("short", "ray, 1 node(s)", "in-process"),
+        "short_1_node_vs_in_process_same_cpus": ratio("short", "ray, 1 node(s)", "in-process, 1 thread"),
+        "short_1_node_vs_in_process_after_startup": ratio("short", "ray, 1 node(s)", "in-process",
+                                                          "trials_per_min_after_startup"),
         "short_2_vs_1_node": ratio("short", "ray, 2 node(s)", "ray, 1 node(s)"),
         "long_1_node_vs_in_process": ratio("long", "ray, 1 node(s)", "in-process"),
         "long_2_vs_1_node": ratio("long", "ray, 2 node(s)", "ray, 1 node(s)"),
@@ -131,13 +144,17 @@ def main() -> None:
         "targets": {"short_1_node_vs_in_process": 0.8, "short_2_vs_1_node": 1.8, "train_2_vs_1_worker": 1.7},
     }
     save_results("ray_scaling", report)
-    print("| evaluations | arm | CPUs | trials | trials/min | objective s/trial | overhead s/trial | start-up s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| evaluations | arm | CPUs | trials | trials/min | after start-up | objective s/trial | "
+          "overhead s/trial | start-up s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['kind']} | {r['arm']} | {r.get('cpus', 1)} | {r['trials']} | {r['trials_per_min']:.1f} | "
-              f"{r['objective_s_mean']:.2f} | {r['overhead_s_per_trial']:.2f} | {r['startup_s']:.1f} |")
-    for key in ("short_1_node_vs_in_process", "short_2_vs_1_node", "long_1_node_vs_in_process", "long_2_vs_1_node",
-                "train_2_vs_1_worker"):
+        cpus = r.get("cpus", f"{r['threads']} thread(s)")
+        print(f"| {r['kind']} | {r['arm']} | {cpus} | {r['trials']} | {r['trials_per_min']:.1f} | "
+              f"{r['trials_per_min_after_startup']:.1f} | {r['objective_s_mean']:.2f} | "
+              f"{r['overhead_s_per_trial']:.2f} | {r['startup_s']:.1f} |")
+    for key in ("short_1_node_vs_in_process", "short_1_node_vs_in_process_same_cpus",
+                "short_1_node_vs_in_process_after_startup", "short_2_vs_1_node", "long_1_node_vs_in_process",
+                "long_2_vs_1_node", "train_2_vs_1_worker"):
         print(f"{key}: {report[key]:.2f}")
 
 

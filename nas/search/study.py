@@ -3,8 +3,9 @@
 One Optuna study per (run, sub-space) in the run's storage. Each trial suggests an architecture
 (`nas.search.space`, the one translation between Optuna parameters and `Arch`), scores it with
 inherited weights (`nas.search.evaluate`), and records the architecture, every objective, the budget
-constraints, the sub-space and provenance as trial attributes. Trials run in-process, or as Ray
-Tune trials (`OptunaSearch` on the same storage) when a Ray address is given.
+constraints, the sub-space and provenance as trial attributes. Trials run in-process, or, when a
+Ray address is given, on resident Ray workers (`nas.ray.search`) that each run the study's own
+trial loop on the same storage.
 """
 
 from __future__ import annotations

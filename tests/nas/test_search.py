@@ -443,3 +443,39 @@ def test_a_short_training_proxy_scores_each_candidate_after_its_own_steps_and_le
     assert values[2]["relation_kd"] < values[0]["relation_kd"]
     assert values[2]["flops"] == values[0]["flops"]
     assert latest_state(Path(raw["run_dir"]) / "supernets" / "small")["weights_sha256"] == before  # thrown away
+
+
+def test_once_every_member_is_tried_a_repeat_reuses_its_measurement_without_evaluating(trained):
+    from nas.search.evaluate import SupernetEvaluator
+    from nas.search.space import TrialSpace
+    from nas.search.study import prepare_search
+    from nas.search.trials import objective_fn
+
+    _, raw = trained
+    config = parse_config(raw)
+    run = open_run(config, save_config=False)
+    sub, search, cpu = run.space["small"], config.search, torch.device("cpu")
+    setup = prepare_search(config, search, [sub], run, cpu, joint_assistant=False)
+    supernet, _ = load_trained_supernet(run, "small", cpu)
+    real = SupernetEvaluator(supernet, setup.batches, setup.targets, config.train.loss, run.relation_heads,
+                             search.batch_size, search.seq_len, search.budgets, cpu)
+
+    class Counted:  # the real evaluator, with each call it receives written down
+        calls: list[str] = []
+
+        def measure(self, arch, **kwargs):
+            self.calls.append(arch.id)
+            return real.measure(arch, **kwargs)
+
+    counted = Counted()
+    study = optuna.create_study(directions=[o.direction for o in search.objectives],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective_fn(study, TrialSpace(sub), counted, search, {}), n_trials=sub.size + 2)
+    # Every member measured exactly once: no repeat while an untried member was left ...
+    assert sorted(counted.calls) == sorted(a.id for a in sub.archs())
+    # ... and the two trials beyond the space's size reuse an earlier trial's measurement.
+    repeats = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(repeats) == 2
+    for t in repeats:
+        original = study.trials[t.user_attrs["duplicate_of"]]
+        assert original.user_attrs["arch_id"] == t.user_attrs["arch_id"] and original.values == t.values

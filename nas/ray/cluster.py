@@ -100,18 +100,24 @@ class LoopbackRayCluster:
     def __exit__(self, *exc: object) -> None:
         if self.cluster is not None:
             self.cluster.shutdown()  # kills exactly the processes of its nodes, by PID
-        procs = self.processes()  # anything left (workers of a node), by PID
-        for p in procs:
-            try:
-                p.send_signal(signal.SIGTERM)
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=10)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
+        # Anything left (workers of a node), by PID; again, while any is found: a process that was
+        # starting as the first round looked (a worker a raylet forked) is found by the next.
+        for _ in range(3):
+            procs = self.processes()
+            if not procs:
+                break
+            for p in procs:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except psutil.NoSuchProcess:
+                    pass
+            _, alive = psutil.wait_procs(procs, timeout=10)
+            for p in alive:
+                try:
+                    p.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            psutil.wait_procs(alive, timeout=10)  # killed, and gone before anyone looks again
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         for key, value in self._saved_env.items():  # RAY_TMPDIR must not outlive its dir
             if value is None:

@@ -45,13 +45,16 @@ def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path):
     run_train(parse_config(searched), subspaces=["small"], progress=False)
     run_schedule(parse_config(searched), subspaces=["small"], progress=False)
     (tmp_path / "searched.yaml").write_text(yaml.safe_dump(searched))
-    # A second storage whose warm-start trial raises on the worker (an injected fault).
-    faulty = {**searched, "storage": f"sqlite:///{tmp_path / 'faulty.db'}", "search": {**raw["search"], "trials": 2}}
+    # A second storage whose warm-start trial raises on the worker (an injected fault); four
+    # trials on two resident workers, two each: the worker whose trial failed must go on.
+    faulty = {**searched, "storage": f"sqlite:///{tmp_path / 'faulty.db'}", "search": {**raw["search"], "trials": 4}}
     (tmp_path / "faulty.yaml").write_text(yaml.safe_dump(faulty))
     largest = open_run(parse_config(searched), save_config=False).space["small"].largest
 
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(raw))
     killed = tmp_path / "killed-once"
+    ray_default_tmp = Path("/tmp/ray")  # where Ray writes unless told otherwise: the cluster must not
+    before = sorted(p.name for p in ray_default_tmp.iterdir()) if ray_default_tmp.is_dir() else None
     with LoopbackRayCluster(workers=1, cpus_per_node=1) as cluster:
         assert cluster.listening_addresses() <= {"127.0.0.1", "::ffff:127.0.0.1"}
         env = cluster.env
@@ -65,6 +68,8 @@ def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path):
              "--ray-address", cluster.address],
             {**env, "DISTILNAS_KILL_AT": "train-step:3", "DISTILNAS_KILL_ONCE": str(killed)})
     assert not cluster.processes()  # every process of the cluster was stopped
+    after = sorted(p.name for p in ray_default_tmp.iterdir()) if ray_default_tmp.is_dir() else None
+    assert after == before  # nothing created (or added) under Ray's default temp dir
 
     storage = parse_config(searched).storage_url
     trials = optuna.load_study(study_name="searched:small", storage=storage).get_trials()
@@ -75,8 +80,14 @@ def test_search_and_training_on_a_two_node_loopback_cluster(tmp_path):
         assert t.user_attrs["objectives"]["flops"] == t.values[1]
         assert t.user_attrs["feasible"] == (t.values[1] <= 2.0e6)
     assert trials[0].user_attrs.get("warm_start")  # the truncated teacher went first
-    failed, ok = optuna.load_study(study_name="searched:small", storage=faulty["storage"]).get_trials()
-    assert failed.state == TrialState.FAIL and ok.state == TrialState.COMPLETE  # the search went on
+    # Two workers with trials in flight at once still measured four different members.
+    assert len({t.user_attrs["arch_id"] for t in trials}) == 4
+    faulty_trials = optuna.load_study(study_name="searched:small", storage=faulty["storage"]).get_trials()
+    [failed] = [t for t in faulty_trials if t.state == TrialState.FAIL]
+    assert sum(t.state == TrialState.COMPLETE for t in faulty_trials) == 3  # the search went on ...
+    # ... and so did the worker whose trial failed: it completed its next trial.
+    assert any(t.state == TrialState.COMPLETE and t.user_attrs["node"] == failed.user_attrs["node"]
+               for t in faulty_trials)
     assert (
         failed.user_attrs["fail_reason"] == f"InjectedFault: injected failure at evaluate:searched:small:{largest.id}"
     )

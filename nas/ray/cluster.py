@@ -98,6 +98,10 @@ class LoopbackRayCluster:
         return {c.laddr.ip for c in psutil.net_connections(kind="inet") if c.pid in pids and c.status == "LISTEN"}
 
     def __exit__(self, *exc: object) -> None:
+        import ray
+
+        if ray.is_initialized():  # a driver still connected (a search that raised): Ray refuses to remove its node
+            ray.shutdown()
         if self.cluster is not None:
             self.cluster.shutdown()  # kills exactly the processes of its nodes, by PID
         # Anything left (workers of a node), by PID; again, while any is found: a process that was

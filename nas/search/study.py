@@ -228,13 +228,15 @@ def run_search(
     address = ray_address or config.ray.address
     deadline = None if timeout is None else time.monotonic() + timeout
     results = []
-    for sub in chosen:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        results.append(search_subspace(setup, sub, storage, address, left, progress))
-    if address:
-        import ray  # loaded only by Ray searches (seconds of import time), not to break a cycle
+    try:
+        for sub in chosen:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            results.append(search_subspace(setup, sub, storage, address, left, progress))
+    finally:
+        if address:
+            import ray  # loaded only by Ray searches (seconds of import time), not to break a cycle
 
-        ray.shutdown()  # the connection (or the local Ray) this search opened
+            ray.shutdown()  # the connection (or the local Ray) this search opened, also when it failed
     return results
 
 

@@ -461,7 +461,8 @@ def test_once_every_member_is_tried_a_repeat_reuses_its_measurement_without_eval
                              search.batch_size, search.seq_len, search.budgets, cpu)
 
     class Counted:  # the real evaluator, with each call it receives written down
-        calls: list[str] = []
+        def __init__(self):
+            self.calls: list[str] = []
 
         def measure(self, arch, **kwargs):
             self.calls.append(arch.id)

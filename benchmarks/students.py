@@ -42,6 +42,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -144,10 +145,9 @@ def main() -> None:
 
     import torch
 
-    from nas.config import FINETUNE_LRS, parse_config
+    from nas.config import parse_config
     from nas.distill import distill
     from nas.export import best_under, export
-    from nas.finetune import finetune
     from nas.run import open_run
     from nas.search.study import run_search
     from nas.train import run_train
@@ -185,11 +185,9 @@ def main() -> None:
     out_name = "students" if args.ratio == 2.7 else f"students-{budget_name}"
     # A stage's wall time is kept from the run that did its work, not overwritten by a resume.
     timings_path = work / "stage-times.json"
-    timings: dict[str, Any] = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
 
     def timed(stage: str, record: dict[str, Any], seconds: float) -> None:
-        timings.setdefault(f"{budget_name}/{stage}", seconds)
-        timings_path.write_text(json.dumps(timings))
+        timings = merge_json(timings_path, {f"{budget_name}/{stage}": seconds}, keep_existing=True)
         report["stages"][stage] = {**record, "wall_s": timings[f"{budget_name}/{stage}"]}
 
     def save() -> None:
@@ -284,54 +282,24 @@ def main() -> None:
     # Two recipes for every arm: plain (labels only) and task distillation (`nas finetune
     # --teacher`: labels plus the soft labels of the teacher fine-tuned on the task, seed 0 at its
     # chosen rate). The teacher itself is fine-tuned plainly; it sets retention for both.
-    models = {**{arm: str(d) for arm, d in students.items()}, "teacher": args.teacher}
-    model_key = {**{arm: d.name for arm, d in students.items()}, "teacher": "teacher"}
     results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {recipe: {} for recipe in args.recipes}
     report["finetune"] = results
-    cache = work / "finetune-cache.json"
-    done: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
-    common = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=32, split_sizes=sizes, split_seed=0)
-
-    def key(task: str, name: str, recipe: str, seed: int) -> str:
-        # Keyed by the model, so budgets and reruns share the fine-tuning they have in common.
-        return f"{task}/{model_key[name]}/{seed}" if recipe == "plain" else f"{task}/{model_key[name]}/{recipe}/{seed}"
-
-    def finetuned_teacher(task: str) -> str:
-        directory = work / f"teacher-finetuned-{task}"
-        if not (directory / "config.json").is_file():
-            lr = done[key(task, "teacher", "plain", 0)]["lr"]
-            finetune(args.teacher, str(tasks[task]), "text", "label", lr=lr, seed=0, save_to=directory,
-                     output_dir=work / "ft" / f"{task}-teacher-save", **common)
-        return str(directory)
-
+    runs = FinetuneRuns(
+        work, tasks, dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=32, split_sizes=sizes, split_seed=0)
+    )
+    teacher_runs: dict[str, dict[str, Any]] = {}
     s = time.perf_counter()
     for seed in range(args.seeds):
-        for task, path in tasks.items():
+        for task in tasks:
+            if seed < (args.teacher_seeds or args.seeds):  # plainly, whatever the recipes: it sets retention
+                teacher_runs.setdefault(task, {})[str(seed)] = runs.get(task, "teacher", args.teacher, "plain", seed)
             for recipe in args.recipes:
-                for name, model in models.items():
-                    if name == "teacher" and (recipe != "plain" or seed >= (args.teacher_seeds or args.seeds)):
-                        continue
-                    k = key(task, name, recipe, seed)
-                    if k not in done:
-                        lr = FINETUNE_LRS if seed == 0 else done[key(task, name, recipe, 0)]["lr"]
-                        kd = {"teacher": finetuned_teacher(task)} if recipe == "kd" else {}
-                        r = finetune(
-                            model,
-                            str(path),
-                            "text",
-                            "label",
-                            lr=lr,
-                            seed=seed,
-                            output_dir=work / "ft" / f"{task}-{model_key[name]}",
-                            **kd,
-                            **common,
-                        )
-                        done[k] = {"lr": r.lr, "dev_by_lr": r.dev_by_lr, **r.metrics}
-                        cache.write_text(json.dumps(done, indent=2))
-                        log(f"{k} ({name}): test {r.metrics['test_accuracy']:.4f} (lr {r.lr:g})")
-                    results[recipe].setdefault(task, {}).setdefault(name, {})[str(seed)] = done[k]
-            teacher = {task: arms.get("teacher", {}) for task, arms in results["plain"].items()}
-            report["summary"] = {recipe: summarise(results[recipe], teacher) for recipe in args.recipes}
+                kd = (lambda t=task: runs.finetuned_teacher(t, args.teacher)) if recipe == "kd" else None
+                for arm, directory in students.items():
+                    r = runs.get(task, directory.name, str(directory), recipe, seed, teacher=kd)
+                    results[recipe].setdefault(task, {}).setdefault(arm, {})[str(seed)] = r
+            report["teacher_finetune"] = teacher_runs
+            report["summary"] = {recipe: summarise(results[recipe], teacher_runs) for recipe in args.recipes}
             report["pass"] = {
                 recipe: pass_rule(report["summary"][recipe], retention=0.97 if args.ratio <= 2.7 else None)
                 for recipe in args.recipes
@@ -341,17 +309,82 @@ def main() -> None:
     print(table(report))
 
 
+def merge_json(path: Path, entries: dict[str, Any], keep_existing: bool = False) -> dict[str, Any]:
+    """Add `entries` to the JSON object in `path` as it is on disk now (another benchmark process
+    may have added its own since this one read it), written whole and renamed into place; with
+    `keep_existing`, keys already there keep their value. Returns the merged object."""
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {**entries, **merged} if keep_existing else {**merged, **entries}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(merged, indent=2))
+    os.replace(tmp, path)
+    return merged
+
+
+class FinetuneRuns:
+    """Fine-tuning runs on the tasks, cached in WORK/CACHE by task, model, recipe and seed
+    (written after every run, so a rerun resumes; budgets or benchmarks that share a model share
+    its runs; processes running side by side merge their runs into it). `nas finetune`'s recipe:
+    seed 0 chooses the learning rate on dev among its rates; later seeds reuse that rate. The
+    seed is set before any head is created."""
+
+    def __init__(
+        self, work: Path, tasks: dict[str, Path], common: dict[str, Any], cache: str = "finetune-cache.json"
+    ) -> None:
+        self.work, self.tasks, self.common = work, tasks, common
+        self.path = work / cache
+        self.done: dict[str, Any] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    @staticmethod
+    def key(task: str, model_key: str, recipe: str, seed: int) -> str:
+        return f"{task}/{model_key}/{seed}" if recipe == "plain" else f"{task}/{model_key}/{recipe}/{seed}"
+
+    def get(
+        self, task: str, model_key: str, model: str, recipe: str, seed: int, teacher: Any = None
+    ) -> dict[str, Any]:
+        """The run's record (lr, dev score per lr, test metrics), fine-tuning first if it is not
+        cached. `teacher`: for task distillation, a callable giving the fine-tuned teacher's folder."""
+        from nas.config import FINETUNE_LRS
+        from nas.finetune import finetune
+
+        key = self.key(task, model_key, recipe, seed)
+        if key not in self.done:
+            lr = FINETUNE_LRS if seed == 0 else self.done[self.key(task, model_key, recipe, 0)]["lr"]
+            kd = {"teacher": teacher()} if teacher is not None else {}
+            r = finetune(model, str(self.tasks[task]), "text", "label", lr=lr, seed=seed,
+                         output_dir=self.work / "ft" / f"{task}-{model_key}", **kd, **self.common)
+            self.done = merge_json(self.path, {key: {"lr": r.lr, "dev_by_lr": r.dev_by_lr, **r.metrics}})
+            log(f"{key}: test {r.metrics['test_accuracy']:.4f} (lr {r.lr:g})")
+        return self.done[key]
+
+    def finetuned_teacher(self, task: str, teacher: str) -> str:
+        """The teacher fine-tuned on `task` (seed 0, its chosen rate), saved to serve as `nas
+        finetune --teacher` for task distillation."""
+        from nas.finetune import finetune
+
+        directory = self.work / f"teacher-finetuned-{task}"
+        if not (directory / "config.json").is_file():
+            lr = self.get(task, "teacher", teacher, "plain", 0)["lr"]
+            finetune(teacher, str(self.tasks[task]), "text", "label", lr=lr, seed=0, save_to=directory,
+                     output_dir=self.work / "ft" / f"{task}-teacher-save", **self.common)
+        return str(directory)
+
+
 def summarise(
-    results: dict[str, dict[str, dict[str, Any]]], teacher_runs: dict[str, dict[str, Any]]
+    results: dict[str, dict[str, dict[str, Any]]],
+    teacher_runs: dict[str, dict[str, Any]],
+    reference: str = "searched",
 ) -> dict[str, Any]:
-    """Per task: mean +- std of test accuracy per arm, retention (against the teacher's runs
-    `teacher_runs[task]`), and the searched arm's paired differences (over the seeds both have)
-    against every other arm, with 95% t-intervals."""
+    """Per task: mean +- std of test accuracy per arm and for the teacher (`teacher_runs[task]`),
+    retention against the teacher, and the `reference` arm's paired differences (over the seeds
+    both have) against every other arm, with 95% t-intervals (`{reference}_minus_this`)."""
     out: dict[str, Any] = {}
     for task, arms in results.items():
         rows: dict[str, Any] = {}
         teacher = [r["test_accuracy"] for r in teacher_runs.get(task, {}).values()]
-        for arm, seeds in arms.items():
+        for arm, seeds in {**arms, "teacher": teacher_runs.get(task, {})}.items():
+            if not seeds:
+                continue
             acc = [r["test_accuracy"] for r in seeds.values()]
             rows[arm] = {
                 "n": len(acc),
@@ -360,15 +393,13 @@ def summarise(
                 "retention": statistics.mean(acc) / statistics.mean(teacher) if teacher else None,
                 "lr": next(iter(seeds.values()))["lr"],
             }
-        searched = arms.get("searched", {})
+        chosen = arms.get(reference, {})
         for arm, seeds in arms.items():
-            if arm in ("searched", "teacher"):
-                continue
-            common = sorted(set(searched) & set(seeds))
-            if common:
-                diffs = [searched[k]["test_accuracy"] - seeds[k]["test_accuracy"] for k in common]
+            common = sorted(set(chosen) & set(seeds))
+            if arm != reference and common:
+                diffs = [chosen[k]["test_accuracy"] - seeds[k]["test_accuracy"] for k in common]
                 mean, lo, hi = t_interval(diffs)
-                rows[arm]["searched_minus_this"] = {"mean": mean, "ci95": [lo, hi], "n": len(diffs)}
+                rows[arm][f"{reference}_minus_this"] = {"mean": mean, "ci95": [lo, hi], "n": len(diffs)}
         out[task] = rows
     return out
 

@@ -1,0 +1,131 @@
+"""The quickstart's student against the layer-drop teacher of equal FLOPs, as a user meets them:
+does the student `nas quickstart` exports, fine-tuned by the recipe `nas finetune` recommends,
+beat the teacher's first layers with no training at all?
+
+- quickstart: `nas quickstart` (encoder) on its packaged recipe (MiniLM-L6 teacher, three cost
+  bands, 40 sandwich steps each, 12 TPE trials each, the best student under 1/2.7 of the teacher's
+  FLOPs exported), with one change: its distillation text is the students benchmark's (the
+  package's reviews that are in no task), so no task row's text is read before fine-tuning;
+- layer_drop: the teacher's first N layers at full width, N the most that fit the same budget
+  (DistilBERT's truncation), the teacher's weights as they are.
+Both are fine-tuned on the students benchmark's tasks (IMDB and Rotten Tomatoes, 2,000 / 500 /
+2,000 rows) by `nas finetune`'s recipe (3 epochs, learning rate chosen on dev among its rates with
+seed 0, then seeds 1.. at that rate), 5 seeds, and compared by paired differences with 95%
+t-intervals. The teacher's own runs (from the students benchmark's cache, when present) give
+retention.
+
+Pass rule, fixed before the run: quickstart - layer_drop above zero (95% interval) on every task.
+
+Shares --work with benchmarks/students.py (tasks, distillation text, fine-tuning cache).
+Writes benchmarks/results/quickstart_student.json.
+
+    python benchmarks/quickstart_student.py [--work runs/bench-students] [--seeds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from evidence import log, save_results
+from students import FinetuneRuns, make_tasks, summarise
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-students"))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--split", default="2000,500,2000", help="TRAIN,DEV,TEST rows per task")
+    parser.add_argument("--epochs", type=float, default=3.0)
+    args = parser.parse_args()
+
+    import torch
+
+    from nas.export import save_model
+    from nas.quickstart import default_config, quickstart
+    from nas.run import load_teacher_net, open_run
+    from search_spaces import Arch, flops
+    from supernet.registry import supernet_class
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    sizes = tuple(int(x) for x in args.split.split(","))
+    tasks, corpus = make_tasks(work, sizes)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+
+    # -- the quickstart, its packaged config with the clean distillation text -----------
+    out = work / "quickstart-encoder"
+    if not (out / "config.yaml").is_file():
+        data = default_config("encoder", out)
+        data["data"] = {**data["data"], "dataset": None, "files": [str(corpus)]}
+        out.mkdir(parents=True)
+        (out / "config.yaml").write_text(json.dumps(data))  # JSON is YAML; quickstart reuses it
+    result = quickstart("encoder", out, progress=False)
+    assert result.student is not None and result.student_point is not None, "the quickstart exported no student"
+    student = Arch.from_dict(result.student_point.arch)
+    seq_len = result.config.search.seq_len
+    log(f"quickstart: {student.id}, stages {result.stage_seconds}")
+
+    # -- the layer-drop teacher under the same budget, the teacher's weights as they are --
+    config = result.config
+    run = open_run(config, save_config=False)
+    cost = lambda a: flops(a, 1, seq_len)  # noqa: E731
+    budget = cost(run.space.teacher) / result.config.student.budget_ratio
+    full = [a for a in run.space if cost(a) <= budget and a.hidden_size == run.space.teacher.hidden_size
+            and a.intermediate_size == run.space.teacher.intermediate_size]
+    layer_drop = max(full, key=lambda a: a.num_layers)
+    drop_dir = work / f"layer-drop-teacher-{layer_drop.id}"
+    if not (drop_dir / "config.json").is_file():
+        teacher = load_teacher_net(run, torch.device("cpu"))
+        sliced = supernet_class(run.teacher_config.model_type)(teacher.body, "first")  # type: ignore[arg-type]
+        save_model(sliced.extract(layer_drop), config, drop_dir)
+
+    arms = {"quickstart": (result.student, student), "layer_drop": (drop_dir, layer_drop)}
+    report: dict[str, Any] = {
+        "benchmark": "quickstart_student",
+        "budget_flops": budget,
+        "seq_len": seq_len,
+        "split": sizes,
+        "quickstart_stage_seconds": result.stage_seconds,
+        "arms": {name: {"arch_id": a.id, "arch": a.to_dict(), "flops": cost(a), "flops_ratio": cost(a) / budget,
+                        "dir": str(d)} for name, (d, a) in arms.items()},
+        "args": vars(args) | {"work": str(work)},
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+    }
+    log("arms: " + ", ".join(f"{n} {a.id} ({cost(a) / budget:.2f} of budget)" for n, (_, a) in arms.items()))
+
+    # -- fine-tuning: both arms, every seed; the teacher's runs only where already cached -
+    common = dict(epochs=args.epochs, seq_len=seq_len, batch_size=32, split_sizes=sizes, split_seed=0)
+    # Its own cache file: the students benchmark's older processes do not merge what others
+    # add. The teacher's runs are read from the students benchmark's cache (same tasks, recipe).
+    runs = FinetuneRuns(work, tasks, common, cache="quickstart-finetune-cache.json")
+    shared = FinetuneRuns(work, tasks, common)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for seed in range(args.seeds):
+        for task in tasks:
+            for name, (directory, arch) in arms.items():
+                key = f"quickstart-{arch.id}" if name == "quickstart" else directory.name
+                results.setdefault(task, {}).setdefault(name, {})[str(seed)] = runs.get(
+                    task, key, str(directory), "plain", seed
+                )
+        teacher = {t: {k.rsplit("/", 1)[1]: v for k, v in shared.done.items() if k.startswith(f"{t}/teacher/")}
+                   for t in tasks}
+        report["summary"] = summarise(results, teacher, reference="quickstart")
+        diffs = {t: rows["layer_drop"].get("quickstart_minus_this") for t, rows in report["summary"].items()}
+        report["pass"] = {"met": all(d is not None and d["ci95"][0] > 0 for d in diffs.values()), "diffs": diffs}
+        report["wall_s"] = time.perf_counter() - t0
+        save_results("quickstart_student", report)
+    for task, rows in report["summary"].items():
+        for name, r in rows.items():
+            d = r.get("quickstart_minus_this")
+            ci = f"  quickstart - this {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d else ""
+            log(f"{task} {name}: {r['mean']:.4f} ± {r['std']:.4f} (n {r['n']}){ci}")
+    log(f"pass: {report['pass']['met']}")
+
+
+if __name__ == "__main__":
+    main()

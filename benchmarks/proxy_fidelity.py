@@ -7,6 +7,8 @@ of them, evenly spread by parameter count, are compared. Scores:
 - proxy: the engine's score, held-out relation-KD loss with weights inherited from the band's
   trained supernet (what the search ranks by);
 - step0: the same loss from the supernet before training (the importance-ordered teacher slice);
+- proxy_K (for each K of `--proxy-steps`): the engine's short-training proxy (`search.proxy_steps:
+  K`): the inherited sub-network distilled K steps on its own, then the same loss;
 - params, flops: what a heuristic without weights would rank by (bigger = better).
 Ground truth per architecture, what a user gets for it without the supernet: the teacher's slice
 in the same importance order, distilled standalone (`nas distill --importance-order`, same loss
@@ -42,7 +44,7 @@ from evidence import log, save_results
 from scipy.stats import kendalltau
 from students import band_holding, make_tasks, run_config
 
-SCORES = ("proxy", "step0", "params", "flops")
+SCORES = ("proxy", "step0", "params", "flops")  # the pass rule's; proxy_K scores are reported beside
 
 
 def tau_with_interval(score: list[float], truth: list[float], boot: int, seed: int = 0) -> dict[str, Any]:
@@ -79,6 +81,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (one for every arch)")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--boot", type=int, default=2000)
+    parser.add_argument("--proxy-steps", type=int, nargs="*", default=[10, 30],
+                        help="K: also score by the short-training proxy (search.proxy_steps: K)")
     # The shared run: these must match benchmarks/students.py's so that its supernets are reused.
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--split", default="2000,500,2000")
@@ -98,6 +102,7 @@ def main() -> None:
     from supernet.distill import evaluate
     from supernet.hf_models import MODEL_CLASS
     from supernet.registry import supernet_class
+    from supernet.train import train_fixed
 
     torch.manual_seed(0)
     work = args.work.resolve()
@@ -156,6 +161,12 @@ def main() -> None:
             if "proxy" not in row:
                 row["proxy"] = kd(trained, arch)
                 row["step0"] = kd(untrained, arch)
+            for k in args.proxy_steps:  # as DistilledEvaluator scores a candidate
+                if f"proxy_{k}" not in row:
+                    torch.manual_seed(0)
+                    student, _ = train_fixed(arch, trained, setup.teacher, setup.data, config.train,
+                                             run.relation_heads, None, device, k)
+                    row[f"proxy_{k}"] = kd(student.eval(), arch)
             t = time.perf_counter()
             for steps in (args.steps, 2 * args.steps):
                 if f"kd_{steps}" not in row:
@@ -175,7 +186,7 @@ def main() -> None:
             log(f"{key}: proxy {row['proxy']:.4f} step0 {row['step0']:.4f} kd@{2 * args.steps} "
                 f"{row[f'kd_{2 * args.steps}']:.4f} accuracy {row['accuracy']:.4f}")
             save_results("proxy_fidelity", report)
-        band.update(summarise(band["rows"], args.steps, args.boot))
+        band.update(summarise(band["rows"], args.steps, args.boot, args.proxy_steps))
         save_results("proxy_fidelity", report)
 
     report["pass"] = {
@@ -187,12 +198,13 @@ def main() -> None:
     print(table(report))
 
 
-def summarise(rows: list[dict[str, Any]], steps: int, boot: int) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], steps: int, boot: int, proxy_steps: list[int]) -> dict[str, Any]:
     """Every score's tau with the ground truth, the ranking's stability from B to 2B steps, and
     depth against width."""
     truth = [r["accuracy"] for r in rows]
     higher_is_better = {"proxy": [-r["proxy"] for r in rows], "step0": [-r["step0"] for r in rows],
                         "params": [r["params"] for r in rows], "flops": [r["flops"] for r in rows]}
+    higher_is_better |= {f"proxy_{k}": [-r[f"proxy_{k}"] for r in rows] for k in proxy_steps}
     layers = [r["num_layers"] for r in rows]
     return {
         "fidelity": {s: tau_with_interval(v, truth, boot) for s, v in higher_is_better.items()},
@@ -209,14 +221,16 @@ def summarise(rows: list[dict[str, Any]], steps: int, boot: int) -> dict[str, An
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = ["| band | n | proxy | step0 (untrained) | params | FLOPs | stability B vs 2B | pass |",
-             "|---|---|---|---|---|---|---|---|"]
+    extra = [f"proxy_{k}" for k in report["args"]["proxy_steps"]]
+    lines = ["| band | n | proxy | step0 (untrained) | params | FLOPs | " + " | ".join(extra)
+             + " | stability B vs 2B | pass |", "|---" * (7 + len(extra)) + "|"]
     for name, b in report["bands"].items():
         if "fidelity" not in b:
             continue
         f = b["fidelity"]
         cell = lambda t: f"{t['tau']:+.2f} [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]"  # noqa: E731
-        lines.append(f"| {name} ({b['subspace']}) | {b['compared']} | " + " | ".join(cell(f[s]) for s in SCORES)
+        lines.append(f"| {name} ({b['subspace']}) | {b['compared']} | "
+                     + " | ".join(cell(f[s]) for s in (*SCORES, *extra))
                      + f" | {cell(b['stability_b_2b'])} | {'yes' if report.get('pass', {}).get(name) else 'no'} |")
     return "\n".join(lines)
 

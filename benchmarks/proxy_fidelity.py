@@ -61,6 +61,21 @@ def tau_with_interval(score: list[float], truth: list[float], boot: int, seed: i
                                                                float(np.percentile(taus, 97.5))]}
 
 
+def tau_difference(a: list[float], b: list[float], truth: list[float], boot: int, seed: int = 0) -> dict[str, Any]:
+    """tau(a, truth) - tau(b, truth) with a paired bootstrap 95% interval: the same resampled
+    architectures score both, so the interval says whether `a` ranks better than `b`."""
+    x, y, t = np.asarray(a), np.asarray(b), np.asarray(truth)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(boot):
+        i = rng.integers(0, len(t), len(t))
+        d = kendalltau(x[i], t[i]).statistic - kendalltau(y[i], t[i]).statistic
+        if np.isfinite(d):
+            diffs.append(d)
+    point = kendalltau(x, t).statistic - kendalltau(y, t).statistic
+    return {"diff": float(point), "ci95": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]}
+
+
 def spread(members: list[Any], n: int, key: Any) -> list[Any]:
     """`n` members evenly spread by `key` (all of them when there are no more than `n`)."""
     ordered = sorted(members, key=key)
@@ -208,6 +223,9 @@ def summarise(rows: list[dict[str, Any]], steps: int, boot: int, proxy_steps: li
     layers = [r["num_layers"] for r in rows]
     return {
         "fidelity": {s: tau_with_interval(v, truth, boot) for s, v in higher_is_better.items()},
+        # Is a proxy's lead over the parameter count beyond what 16 architectures can show?
+        "minus_params": {s: tau_difference(v, higher_is_better["params"], truth, boot)
+                         for s, v in higher_is_better.items() if s.startswith("proxy")},
         # Also against the standalone students' own distillation loss (before any task).
         "fidelity_to_kd": {s: tau_with_interval(v, [-r[f"kd_{2 * steps}"] for r in rows], boot)
                            for s, v in higher_is_better.items()},
@@ -223,7 +241,7 @@ def summarise(rows: list[dict[str, Any]], steps: int, boot: int, proxy_steps: li
 def table(report: dict[str, Any]) -> str:
     extra = [f"proxy_{k}" for k in report["args"]["proxy_steps"]]
     lines = ["| band | n | proxy | step0 (untrained) | params | FLOPs | " + " | ".join(extra)
-             + " | stability B vs 2B | pass |", "|---" * (7 + len(extra)) + "|"]
+             + " | stability B vs 2B | pass |", "|---" * (8 + len(extra)) + "|"]
     for name, b in report["bands"].items():
         if "fidelity" not in b:
             continue

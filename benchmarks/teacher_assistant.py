@@ -182,6 +182,9 @@ def summarise(rows: list[dict[str, Any]], chosen: str) -> dict[str, Any]:
     direct = {r["seed"]: r["accuracy"] for r in by[DIRECT]}
     diffs = [r["accuracy"] - direct[r["seed"]] for r in by[chosen] if r["seed"] in direct]
     mean, lo, hi = t_interval(diffs)
+    # The same on the distillation's own quality, exp(-relation KD) on held-out text (seed noise far smaller).
+    direct_q = {r["seed"]: r["quality"] for r in by[DIRECT]}
+    q_mean, q_lo, q_hi = t_interval([r["quality"] - direct_q[r["seed"]] for r in by[chosen] if r["seed"] in direct_q])
     ratio = teachers[chosen]["accuracy"]["mean"] / tas[best]["accuracy"]["mean"]
     return {
         "teachers": teachers,
@@ -189,6 +192,7 @@ def summarise(rows: list[dict[str, Any]], chosen: str) -> dict[str, Any]:
         "chosen_vs_best": ratio,
         "chosen_rank": sorted(tas, key=lambda n: -tas[n]["accuracy"]["mean"]).index(chosen) + 1,
         "chosen_minus_direct": {"mean": mean, "ci95": [lo, hi], "n": len(diffs)},
+        "chosen_minus_direct_quality": {"mean": q_mean, "ci95": [q_lo, q_hi], "n": len(diffs)},
         "spread_across_tas": max(means) - min(means),
         "seed_noise_std": noise,
         "pass": ratio >= 0.995 and lo > 0,

@@ -1,12 +1,17 @@
-"""The Optuna storage shared by concurrent workers hands each queued trial to exactly one of them."""
+"""The Optuna storage shared by concurrent workers hands each queued trial to exactly one of them,
+and a trial left RUNNING by a dead process is failed and retried, even one that never wrote a
+heartbeat."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 
-import optuna
+from datetime import datetime, timedelta
 
-from nas.storage import open_storage
+import optuna
+import sqlalchemy
+
+from nas.storage import GRACE_S, open_storage
 
 QUEUED = 40
 WORKERS = 4
@@ -48,3 +53,23 @@ def test_concurrent_workers_never_pop_the_same_queued_trial(tmp_path):
     assert not errors
     popped = [n for r in results for n in r]
     assert sorted(popped) == list(range(QUEUED))  # every queued trial once: none twice, none lost
+
+
+def test_a_running_trial_that_never_wrote_a_heartbeat_is_failed_and_retried_after_the_grace_period(tmp_path):
+    # A process killed between creating its trial and the trial's first heartbeat leaves it
+    # RUNNING with no heartbeat; Optuna alone never finds such a trial stale.
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, directions=["minimize"])
+    orphan, starting = study.ask(), study.ask()  # RUNNING, no heartbeat (ask() starts none)
+    long_ago = datetime.now() - timedelta(seconds=GRACE_S + 5)
+    with storage.engine.begin() as connection:
+        connection.execute(sqlalchemy.text("UPDATE trials SET datetime_start = :t WHERE trial_id = :i"),
+                           {"t": long_ago, "i": orphan._trial_id})
+
+    optuna.storages.fail_stale_trials(study)
+
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    assert trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    assert trials[starting.number].state == optuna.trial.TrialState.RUNNING  # within the grace period: alive
+    retries = [t for t in trials.values() if t.state == optuna.trial.TrialState.WAITING]
+    assert [t.system_attrs["failed_trial"] for t in retries] == [orphan.number]

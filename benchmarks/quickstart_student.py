@@ -17,7 +17,7 @@ retention.
 Pass rule, fixed before the run: quickstart - layer_drop above zero (95% interval) on every task.
 
 Shares --work with benchmarks/students.py (tasks, distillation text, fine-tuning cache).
-Writes benchmarks/results/quickstart_student.json.
+Writes benchmarks/results/quickstart_student.json (`quickstart-dN_student.json` with `--distill-steps N`).
 
     python benchmarks/quickstart_student.py [--work runs/bench-students] [--seeds 5]
 """
@@ -25,12 +25,13 @@ Writes benchmarks/results/quickstart_student.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from evidence import log, save_results
 from students import FinetuneRuns, make_tasks, summarise
 
@@ -41,6 +42,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--split", default="2000,500,2000", help="TRAIN,DEV,TEST rows per task")
     parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--distill-steps", type=int, default=None,
+                        help="set the quickstart's student.distill_steps (default: the packaged config's); a run "
+                             "already made without it is copied and resumed, so only the distillation is new")
     args = parser.parse_args()
 
     import torch
@@ -58,12 +62,20 @@ def main() -> None:
     t0 = time.perf_counter()
 
     # -- the quickstart, its packaged config with the clean distillation text -----------
-    out = work / "quickstart-encoder"
+    plain = work / "quickstart-encoder"
+    out = plain if args.distill_steps is None else work / f"quickstart-encoder-d{args.distill_steps}"
     if not (out / "config.yaml").is_file():
-        data = default_config("encoder", out)
-        data["data"] = {**data["data"], "dataset": None, "files": [str(corpus)]}
-        out.mkdir(parents=True)
-        (out / "config.yaml").write_text(json.dumps(data))  # JSON is YAML; quickstart reuses it
+        if out != plain and (plain / "config.yaml").is_file():  # the same supernets and search, resumed
+            shutil.copytree(plain, out, ignore=shutil.ignore_patterns("student", "searched-student"))
+            data = yaml.safe_load((out / "config.yaml").read_text())
+        else:
+            data = default_config("encoder", out)
+            data["data"] = {**data["data"], "dataset": None, "files": [str(corpus)]}
+        data["run_dir"] = str(out)
+        if args.distill_steps is not None:
+            data["student"] = {**data.get("student", {}), "distill_steps": args.distill_steps}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
     result = quickstart("encoder", out, progress=False)
     assert result.student is not None and result.student_point is not None, "the quickstart exported no student"
     student = Arch.from_dict(result.student_point.arch)
@@ -108,7 +120,7 @@ def main() -> None:
     for seed in range(args.seeds):
         for task in tasks:
             for name, (directory, arch) in arms.items():
-                key = f"quickstart-{arch.id}" if name == "quickstart" else directory.name
+                key = f"{out.name.replace('-encoder', '')}-{arch.id}" if name == "quickstart" else directory.name
                 results.setdefault(task, {}).setdefault(name, {})[str(seed)] = runs.get(
                     task, key, str(directory), "plain", seed
                 )
@@ -118,7 +130,7 @@ def main() -> None:
         diffs = {t: rows["layer_drop"].get("quickstart_minus_this") for t, rows in report["summary"].items()}
         report["pass"] = {"met": all(d is not None and d["ci95"][0] > 0 for d in diffs.values()), "diffs": diffs}
         report["wall_s"] = time.perf_counter() - t0
-        save_results("quickstart_student", report)
+        save_results(f"{out.name.replace('-encoder', '')}_student", report)
     for task, rows in report["summary"].items():
         for name, r in rows.items():
             d = r.get("quickstart_minus_this")

@@ -5,7 +5,6 @@ heartbeat."""
 from __future__ import annotations
 
 import multiprocessing as mp
-
 from datetime import datetime, timedelta
 
 import optuna

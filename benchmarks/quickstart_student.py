@@ -121,9 +121,9 @@ def main() -> None:
         for task in tasks:
             for name, (directory, arch) in arms.items():
                 key = f"{out.name.replace('-encoder', '')}-{arch.id}" if name == "quickstart" else directory.name
-                results.setdefault(task, {}).setdefault(name, {})[str(seed)] = runs.get(
-                    task, key, str(directory), "plain", seed
-                )
+                record = runs.get(task, key, str(directory), "plain", seed)
+                assert record is not None
+                results.setdefault(task, {}).setdefault(name, {})[str(seed)] = record
         teacher = {t: {k.rsplit("/", 1)[1]: v for k, v in shared.done.items() if k.startswith(f"{t}/teacher/")}
                    for t in tasks}
         report["summary"] = summarise(results, teacher, reference="quickstart")

@@ -33,7 +33,7 @@ recipe separately (every arm compared under the same recipe).
 Stages are cached under --work (resumable; rerun to continue) and the results JSON is rewritten
 after each fine-tuning run, so partial results are never lost. Writes benchmarks/results/students.json.
 
-    python benchmarks/students.py [--work runs/bench-students] [--seeds 5] [--ratio 2.7]
+    python benchmarks/students.py [--work runs/bench-students] [--seeds 5] [--ratio 2.7] [--report-only]
 """
 
 from __future__ import annotations
@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=["plain", "kd"], choices=["plain", "kd"],
                         help="fine-tuning recipes: labels only, and task distillation from the fine-tuned teacher")
     parser.add_argument("--ratio", type=float, default=2.7, help="budget = teacher FLOPs / ratio")
+    parser.add_argument("--report-only", action="store_true",
+                        help="fine-tune nothing: write the results from the fine-tuning runs already cached")
     parser.add_argument("--equal-total", nargs="*", default=[], choices=["layer_drop", "uniform", "largest"],
                         help="baselines also distilled for the engine's whole cost (arm NAME_total)")
     args = parser.parse_args()
@@ -285,19 +287,21 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {recipe: {} for recipe in args.recipes}
     report["finetune"] = results
     runs = FinetuneRuns(
-        work, tasks, dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=32, split_sizes=sizes, split_seed=0)
+        work, tasks, dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=32, split_sizes=sizes, split_seed=0),
+        cached_only=args.report_only,
     )
     teacher_runs: dict[str, dict[str, Any]] = {}
     s = time.perf_counter()
     for seed in range(args.seeds):
         for task in tasks:
             if seed < (args.teacher_seeds or args.seeds):  # plainly, whatever the recipes: it sets retention
-                teacher_runs.setdefault(task, {})[str(seed)] = runs.get(task, "teacher", args.teacher, "plain", seed)
+                if r := runs.get(task, "teacher", args.teacher, "plain", seed):
+                    teacher_runs.setdefault(task, {})[str(seed)] = r
             for recipe in args.recipes:
                 kd = (lambda t=task: runs.finetuned_teacher(t, args.teacher)) if recipe == "kd" else None
                 for arm, directory in students.items():
-                    r = runs.get(task, directory.name, str(directory), recipe, seed, teacher=kd)
-                    results[recipe].setdefault(task, {}).setdefault(arm, {})[str(seed)] = r
+                    if r := runs.get(task, directory.name, str(directory), recipe, seed, teacher=kd):
+                        results[recipe].setdefault(task, {}).setdefault(arm, {})[str(seed)] = r
             report["teacher_finetune"] = teacher_runs
             report["summary"] = {recipe: summarise(results[recipe], teacher_runs) for recipe in args.recipes}
             report["pass"] = {
@@ -329,9 +333,14 @@ class FinetuneRuns:
     seed is set before any head is created."""
 
     def __init__(
-        self, work: Path, tasks: dict[str, Path], common: dict[str, Any], cache: str = "finetune-cache.json"
+        self,
+        work: Path,
+        tasks: dict[str, Path],
+        common: dict[str, Any],
+        cache: str = "finetune-cache.json",
+        cached_only: bool = False,
     ) -> None:
-        self.work, self.tasks, self.common = work, tasks, common
+        self.work, self.tasks, self.common, self.cached_only = work, tasks, common, cached_only
         self.path = work / cache
         self.done: dict[str, Any] = json.loads(self.path.read_text()) if self.path.is_file() else {}
 
@@ -341,13 +350,16 @@ class FinetuneRuns:
 
     def get(
         self, task: str, model_key: str, model: str, recipe: str, seed: int, teacher: Any = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         """The run's record (lr, dev score per lr, test metrics), fine-tuning first if it is not
-        cached. `teacher`: for task distillation, a callable giving the fine-tuned teacher's folder."""
+        cached (None instead, with `cached_only`). `teacher`: for task distillation, a callable
+        giving the fine-tuned teacher's folder."""
         from nas.config import FINETUNE_LRS
         from nas.finetune import finetune
 
         key = self.key(task, model_key, recipe, seed)
+        if key not in self.done and self.cached_only:
+            return None
         if key not in self.done:
             lr = FINETUNE_LRS if seed == 0 else self.done[self.key(task, model_key, recipe, 0)]["lr"]
             kd = {"teacher": teacher()} if teacher is not None else {}
@@ -364,7 +376,9 @@ class FinetuneRuns:
 
         directory = self.work / f"teacher-finetuned-{task}"
         if not (directory / "config.json").is_file():
-            lr = self.get(task, "teacher", teacher, "plain", 0)["lr"]
+            record = self.get(task, "teacher", teacher, "plain", 0)
+            assert record is not None, "the teacher's seed 0 sets the rate of its saved fine-tuning"
+            lr = record["lr"]
             finetune(teacher, str(self.tasks[task]), "text", "label", lr=lr, seed=0, save_to=directory,
                      output_dir=self.work / "ft" / f"{task}-teacher-save", **self.common)
         return str(directory)

@@ -112,25 +112,26 @@ def main() -> None:
 
     # -- fine-tuning: both arms, every seed; the teacher's runs only where already cached -
     common = dict(epochs=args.epochs, seq_len=seq_len, batch_size=32, split_sizes=sizes, split_seed=0)
-    # Its own cache file: the students benchmark's older processes do not merge what others
-    # add. The teacher's runs are read from the students benchmark's cache (same tasks, recipe).
+    # Its runs in a file of their own; the teacher's runs are read, never made, from the students
+    # benchmark's cache (same tasks, same recipe).
     runs = FinetuneRuns(work, tasks, common, cache="quickstart-finetune-cache.json")
-    shared = FinetuneRuns(work, tasks, common)
+    shared = FinetuneRuns(work, tasks, common, cached_only=True)
+    teacher = {t: {str(seed): r for seed in range(args.seeds) if (r := shared.get(t, "teacher", "", "plain", seed))}
+               for t in tasks}
+    name_of_run = out.name.replace("-encoder", "")  # quickstart, or quickstart-dN
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for seed in range(args.seeds):
         for task in tasks:
             for name, (directory, arch) in arms.items():
-                key = f"{out.name.replace('-encoder', '')}-{arch.id}" if name == "quickstart" else directory.name
+                key = f"{name_of_run}-{arch.id}" if name == "quickstart" else directory.name
                 record = runs.get(task, key, str(directory), "plain", seed)
                 assert record is not None
                 results.setdefault(task, {}).setdefault(name, {})[str(seed)] = record
-        teacher = {t: {k.rsplit("/", 1)[1]: v for k, v in shared.done.items() if k.startswith(f"{t}/teacher/")}
-                   for t in tasks}
         report["summary"] = summarise(results, teacher, reference="quickstart")
         diffs = {t: rows["layer_drop"].get("quickstart_minus_this") for t, rows in report["summary"].items()}
         report["pass"] = {"met": all(d is not None and d["ci95"][0] > 0 for d in diffs.values()), "diffs": diffs}
         report["wall_s"] = time.perf_counter() - t0
-        save_results(f"{out.name.replace('-encoder', '')}_student", report)
+        save_results(f"{name_of_run}_student", report)
     for task, rows in report["summary"].items():
         for name, r in rows.items():
             d = r.get("quickstart_minus_this")

@@ -17,7 +17,8 @@ retention.
 Pass rule, fixed before the run: quickstart - layer_drop above zero (95% interval) on every task.
 
 Shares --work with benchmarks/students.py (tasks, distillation text, fine-tuning cache).
-Writes benchmarks/results/quickstart_student.json (`quickstart-dN_student.json` with `--distill-steps N`).
+Writes benchmarks/results/quickstart_student.json (`quickstart-dN_student.json` with `--distill-steps N`,
+`quickstart-sN_student.json` with `--supernet-steps N`).
 
     python benchmarks/quickstart_student.py [--work runs/bench-students] [--seeds 5]
 """
@@ -45,7 +46,12 @@ def main() -> None:
     parser.add_argument("--distill-steps", type=int, default=None,
                         help="set the quickstart's student.distill_steps (default: the packaged config's); a run "
                              "already made without it is copied and resumed, so only the distillation is new")
+    parser.add_argument("--supernet-steps", type=int, default=None,
+                        help="set the quickstart's train.steps (default: the packaged config's, 40); a run of its "
+                             "own from the start, since every stage after the supernets changes")
     args = parser.parse_args()
+    if args.distill_steps is not None and args.supernet_steps is not None:
+        parser.error("--distill-steps and --supernet-steps: give one lever per run")
 
     import torch
 
@@ -63,9 +69,13 @@ def main() -> None:
 
     # -- the quickstart, its packaged config with the clean distillation text -----------
     plain = work / "quickstart-encoder"
-    out = plain if args.distill_steps is None else work / f"quickstart-encoder-d{args.distill_steps}"
+    out = plain
+    if args.distill_steps is not None:
+        out = work / f"quickstart-encoder-d{args.distill_steps}"
+    elif args.supernet_steps is not None:
+        out = work / f"quickstart-encoder-s{args.supernet_steps}"
     if not (out / "config.yaml").is_file():
-        if out != plain and (plain / "config.yaml").is_file():  # the same supernets and search, resumed
+        if args.distill_steps is not None and (plain / "config.yaml").is_file():  # the same supernets and search
             shutil.copytree(plain, out, ignore=shutil.ignore_patterns("student", "searched-student"))
             data = yaml.safe_load((out / "config.yaml").read_text())
         else:
@@ -74,6 +84,8 @@ def main() -> None:
         data["run_dir"] = str(out)
         if args.distill_steps is not None:
             data["student"] = {**data.get("student", {}), "distill_steps": args.distill_steps}
+        if args.supernet_steps is not None:
+            data["train"] = {**data["train"], "steps": args.supernet_steps}
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
     result = quickstart("encoder", out, progress=False)
@@ -118,7 +130,7 @@ def main() -> None:
     shared = FinetuneRuns(work, tasks, common, cached_only=True)
     teacher = {t: {str(seed): r for seed in range(args.seeds) if (r := shared.get(t, "teacher", "", "plain", seed))}
                for t in tasks}
-    name_of_run = out.name.replace("-encoder", "")  # quickstart, or quickstart-dN
+    name_of_run = out.name.replace("-encoder", "")  # quickstart, quickstart-dN or quickstart-sN
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for seed in range(args.seeds):
         for task in tasks:

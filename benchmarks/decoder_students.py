@@ -34,7 +34,9 @@ Pass rule, fixed before the run: at 1/2, the searched student's (forward KL) per
 paired log-perplexity difference (over seeds) below zero.
 
 Resumable: every finished (budget, arm, seed) is kept in WORK/results.json; the results JSON in
-benchmarks/results/ is rewritten after each.
+benchmarks/results/ is rewritten after each. `--steps N` other than the default 100 is a
+compute lever on the same run: its runs are kept under the budget `1/R@N` beside the default's
+(every arm again gets equal FLOPs, now N distilled steps' worth) and never replace them.
 
     python benchmarks/decoder_students.py [--work runs/bench-decoder] [--seeds 3] [--steps 100]
 """
@@ -57,6 +59,7 @@ from evidence import log, save_results, t_interval
 from search_spaces import uniformity
 
 BUDGETS = (2, 4)
+DEFAULT_STEPS = 100
 LOSSES = {
     "kl": {"relation": {"weight": 0.0}, "logits": "forward_kl"},
     "atkd": {"relation": {"weight": 0.0}, "logits": "atkd"},
@@ -69,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/bench-decoder"))
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=100, help="distillation steps of a distilled 1/2 arm; "
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="distillation steps of a distilled 1/2 arm; "
                                                                "sets the FLOPs every arm of a budget gets")
     parser.add_argument("--test-rows", type=int, default=128)
     parser.add_argument("--top-k", type=int, default=256, help="the arms' teacher cache: top-k log-probabilities "
@@ -239,7 +242,9 @@ def main() -> None:
     jobs = sorted(((0 if ratio == BUDGETS[0] and job[0] in core else 1 if job[0] in core else 2), seed, ratio, job)
                   for seed in range(args.seeds) for ratio in BUDGETS for job in arms(ratio))
     for _, seed, ratio, (arm, arch, loss, layers) in jobs:
-        key = f"1/{ratio}/{arm}/{seed}"
+        # Another step count is another experiment: its runs sit beside the default's, never over them.
+        label = f"1/{ratio}" if args.steps == DEFAULT_STEPS else f"1/{ratio}@{args.steps}"
+        key = f"{label}/{arm}/{seed}"
         if key in state["runs"] and state["runs"][key]["arch"] == arch.id:
             continue  # done (a run of another architecture, from an earlier search, is redone)
         a = archs[f"1/{ratio}"]
@@ -284,12 +289,13 @@ def summarise(state: dict[str, Any]) -> dict[str, Any]:
     runs = state.get("runs", {})
     teacher_ppl = state.get("teacher", {}).get("ppl")
     out: dict[str, Any] = {}
-    for ratio in BUDGETS:
-        prefix = f"1/{ratio}/"
+    # A label is a budget, "1/R", or a budget trained for another step count, "1/R@N".
+    labels = sorted({key.rsplit("/", 2)[0] for key in runs}, key=lambda b: (b.split("@")[0], b))
+    for label in labels:
         by_arm: dict[str, dict[int, dict[str, Any]]] = {}
         for key, r in runs.items():
-            if key.startswith(prefix):
-                _, _, arm, seed = key.split("/")
+            if key.rsplit("/", 2)[0] == label:
+                arm, seed = key.rsplit("/", 2)[1:]
                 by_arm.setdefault(arm, {})[int(seed)] = r
         rows = {}
         for arm, seeds in by_arm.items():
@@ -311,7 +317,7 @@ def summarise(state: dict[str, Any]) -> dict[str, Any]:
             if paired:
                 mean, lo, hi = t_interval(paired)
                 diffs[arm] = {"log_ppl_diff": mean, "ci95": [lo, hi], "pairs": len(paired)}
-        out[f"1/{ratio}"] = {"arms": rows, "searched_kl_minus": diffs}
+        out[label] = {"arms": rows, "searched_kl_minus": diffs}
     half = out.get(f"1/{BUDGETS[0]}", {})
     kl = half.get("arms", {}).get("searched_kl")
     baselines = [b for b in ("first", "every_other", "uniform") if b in half.get("searched_kl_minus", {})]
@@ -331,13 +337,14 @@ def table(summary: dict[str, Any]) -> str:
         "searched_kl - arm, log ppl [95% CI] |",
         "|---|---|---|---|---|---|---|",
     ]
-    for ratio in BUDGETS:
-        part = summary.get(f"1/{ratio}", {})
+    for label, part in summary.items():
+        if label == "pass":
+            continue
         for arm, r in part.get("arms", {}).items():
             d = part.get("searched_kl_minus", {}).get(arm)
             diff = f"{d['log_ppl_diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else ""
             lines.append(
-                f"| 1/{ratio} | {arm} | {r['seeds']} | {r['ppl_mean']:.1f} +- {r['ppl_std']:.1f} | "
+                f"| {label} | {arm} | {r['seeds']} | {r['ppl_mean']:.1f} +- {r['ppl_std']:.1f} | "
                 f"{r['ppl_over_teacher']:.2f} | {r['agree_mean']:.3f} | {diff} |"
             )
     return "\n".join(lines)

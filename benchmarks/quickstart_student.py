@@ -17,8 +17,9 @@ retention.
 Pass rule, fixed before the run: quickstart - layer_drop above zero (95% interval) on every task.
 
 Shares --work with benchmarks/students.py (tasks, distillation text, fine-tuning cache).
-Writes benchmarks/results/quickstart_student.json (`quickstart-dN_student.json` with `--distill-steps N`,
-`quickstart-sN_student.json` with `--supernet-steps N`).
+Writes benchmarks/results/quickstart_student.json; a lever run, one per invocation, writes
+`quickstart-dN_student.json` (`--distill-steps N`), `quickstart-sN_student.json` (`--supernet-steps N`)
+or `quickstart-pN_student.json` (`--proxy-steps N`).
 
     python benchmarks/quickstart_student.py [--work runs/bench-students] [--seeds 5]
 """
@@ -49,9 +50,18 @@ def main() -> None:
     parser.add_argument("--supernet-steps", type=int, default=None,
                         help="set the quickstart's train.steps (default: the packaged config's, 40); a run of its "
                              "own from the start, since every stage after the supernets changes")
+    parser.add_argument("--proxy-steps", type=int, default=None,
+                        help="set the quickstart's search.proxy_steps (default: the packaged config's, 0); the run "
+                             "without it is copied up to its trained supernets, so the search onwards is new")
     args = parser.parse_args()
-    if args.distill_steps is not None and args.supernet_steps is not None:
-        parser.error("--distill-steps and --supernet-steps: give one lever per run")
+    # One lever per run: (its letter in the run's name, the config field it sets, its value).
+    levers = [(letter, field, value) for letter, field, value in (
+        ("d", ("student", "distill_steps"), args.distill_steps),
+        ("s", ("train", "steps"), args.supernet_steps),
+        ("p", ("search", "proxy_steps"), args.proxy_steps),
+    ) if value is not None]
+    if len(levers) > 1:
+        parser.error("--distill-steps, --supernet-steps, --proxy-steps: give one lever per run")
 
     import torch
 
@@ -69,23 +79,20 @@ def main() -> None:
 
     # -- the quickstart, its packaged config with the clean distillation text -----------
     plain = work / "quickstart-encoder"
-    out = plain
-    if args.distill_steps is not None:
-        out = work / f"quickstart-encoder-d{args.distill_steps}"
-    elif args.supernet_steps is not None:
-        out = work / f"quickstart-encoder-s{args.supernet_steps}"
+    out = plain if not levers else work / f"quickstart-encoder-{levers[0][0]}{levers[0][2]}"
+    # What a lever run copies from the run without it: everything its lever does not change.
+    changed_by = {"d": ["student", "searched-student"],
+                  "p": ["student", "searched-student", "study.db", "front.png"]}
     if not (out / "config.yaml").is_file():
-        if args.distill_steps is not None and (plain / "config.yaml").is_file():  # the same supernets and search
-            shutil.copytree(plain, out, ignore=shutil.ignore_patterns("student", "searched-student"))
+        if levers and levers[0][0] in changed_by and (plain / "config.yaml").is_file():
+            shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*changed_by[levers[0][0]]))
             data = yaml.safe_load((out / "config.yaml").read_text())
         else:
             data = default_config("encoder", out)
             data["data"] = {**data["data"], "dataset": None, "files": [str(corpus)]}
         data["run_dir"] = str(out)
-        if args.distill_steps is not None:
-            data["student"] = {**data.get("student", {}), "distill_steps": args.distill_steps}
-        if args.supernet_steps is not None:
-            data["train"] = {**data["train"], "steps": args.supernet_steps}
+        for _, (section, field), value in levers:
+            data[section] = {**data.get(section, {}), field: value}
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
     result = quickstart("encoder", out, progress=False)
@@ -130,7 +137,7 @@ def main() -> None:
     shared = FinetuneRuns(work, tasks, common, cached_only=True)
     teacher = {t: {str(seed): r for seed in range(args.seeds) if (r := shared.get(t, "teacher", "", "plain", seed))}
                for t in tasks}
-    name_of_run = out.name.replace("-encoder", "")  # quickstart, quickstart-dN or quickstart-sN
+    name_of_run = out.name.replace("-encoder", "")  # quickstart, or quickstart-dN / -sN / -pN
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for seed in range(args.seeds):
         for task in tasks:

@@ -18,8 +18,11 @@ Pass rule, fixed before the run: quickstart - layer_drop above zero (95% interva
 
 Shares --work with benchmarks/students.py (tasks, distillation text, fine-tuning cache).
 Writes benchmarks/results/quickstart_student.json; a lever run, one per invocation, writes
-`quickstart-dN_student.json` (`--distill-steps N`), `quickstart-sN_student.json` (`--supernet-steps N`)
-or `quickstart-pN_student.json` (`--proxy-steps N`).
+`quickstart-dN_student.json` (`--distill-steps N`), `quickstart-sN_student.json` (`--supernet-steps N`),
+`quickstart-pN_student.json` (`--proxy-steps N`) or `quickstart-b_student.json` (`--budget-warm-starts`).
+A lever run whose student has the very weights of the run without it reuses that run's fine-tuning
+(byte-identical safetensors: the same seeds would give the same numbers); `--choice-only` stops after
+the quickstart's choice, to see whether a lever changes it before paying for fine-tuning.
 
     python benchmarks/quickstart_student.py [--work runs/bench-students] [--seeds 5]
 """
@@ -27,6 +30,7 @@ or `quickstart-pN_student.json` (`--proxy-steps N`).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import platform
 import shutil
 import time
@@ -53,18 +57,26 @@ def main() -> None:
     parser.add_argument("--proxy-steps", type=int, default=None,
                         help="set the quickstart's search.proxy_steps (default: the packaged config's, 0); the run "
                              "without it is copied up to its trained supernets, so the search onwards is new")
+    parser.add_argument("--budget-warm-starts", action="store_true",
+                        help="set the quickstart's search.budgets to its student's FLOPs budget, so every band's "
+                             "search starts from the baselines under it (layer drop, uniform shrink, largest); "
+                             "the run without it is copied up to its trained supernets")
+    parser.add_argument("--choice-only", action="store_true", help="stop after the quickstart's choice")
     args = parser.parse_args()
-    # One lever per run: (its letter in the run's name, the config field it sets, its value).
-    levers = [(letter, field, value) for letter, field, value in (
-        ("d", ("student", "distill_steps"), args.distill_steps),
-        ("s", ("train", "steps"), args.supernet_steps),
-        ("p", ("search", "proxy_steps"), args.proxy_steps),
-    ) if value is not None]
+    # One lever per run: (its suffix in the run's name, the config section and field it sets, the
+    # value; None for the budget, which needs the run's teacher).
+    levers = [lever for lever, given in (
+        ((f"d{args.distill_steps}", "student", "distill_steps", args.distill_steps), args.distill_steps is not None),
+        ((f"s{args.supernet_steps}", "train", "steps", args.supernet_steps), args.supernet_steps is not None),
+        ((f"p{args.proxy_steps}", "search", "proxy_steps", args.proxy_steps), args.proxy_steps is not None),
+        (("b", "search", "budgets", None), args.budget_warm_starts),
+    ) if given]
     if len(levers) > 1:
-        parser.error("--distill-steps, --supernet-steps, --proxy-steps: give one lever per run")
+        parser.error("--distill-steps, --supernet-steps, --proxy-steps, --budget-warm-starts: one lever per run")
 
     import torch
 
+    from nas.config import parse_config
     from nas.export import save_model
     from nas.quickstart import default_config, quickstart
     from nas.run import load_teacher_net, open_run
@@ -79,19 +91,23 @@ def main() -> None:
 
     # -- the quickstart, its packaged config with the clean distillation text -----------
     plain = work / "quickstart-encoder"
-    out = plain if not levers else work / f"quickstart-encoder-{levers[0][0]}{levers[0][2]}"
+    out = plain if not levers else work / f"quickstart-encoder-{levers[0][0]}"
     # What a lever run copies from the run without it: everything its lever does not change.
-    changed_by = {"d": ["student", "searched-student"],
-                  "p": ["student", "searched-student", "study.db", "front.png"]}
+    after_supernets = ["student", "searched-student", "study.db", "front.png"]
+    changed_by = {"d": ["student", "searched-student"], "p": after_supernets, "b": after_supernets}
     if not (out / "config.yaml").is_file():
-        if levers and levers[0][0] in changed_by and (plain / "config.yaml").is_file():
-            shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*changed_by[levers[0][0]]))
+        if levers and levers[0][0][0] in changed_by and (plain / "config.yaml").is_file():
+            shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*changed_by[levers[0][0][0]]))
             data = yaml.safe_load((out / "config.yaml").read_text())
         else:
             data = default_config("encoder", out)
             data["data"] = {**data["data"], "dataset": None, "files": [str(corpus)]}
         data["run_dir"] = str(out)
-        for _, (section, field), value in levers:
+        for _, section, field, value in levers:
+            if value is None:  # the student's budget, as the quickstart computes it
+                c = parse_config(data)
+                teacher_arch = open_run(c, save_config=False).space.teacher
+                value = {"flops": flops(teacher_arch, c.search.batch_size, c.search.seq_len) / c.student.budget_ratio}
             data[section] = {**data.get(section, {}), field: value}
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
@@ -128,6 +144,20 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
     }
     log("arms: " + ", ".join(f"{n} {a.id} ({cost(a) / budget:.2f} of budget)" for n, (_, a) in arms.items()))
+    report["candidates_under_budget"] = candidates_under(config, budget)
+    name_of_run = out.name.replace("-encoder", "")  # quickstart, or quickstart-dN / -sN / -pN / -b
+    # A lever that left the student's weights as they were needs no fine-tuning of its own.
+    quickstart_key = f"{name_of_run}-{student.id}"
+    if out != plain and (plain / "student" / "model.safetensors").is_file():
+        same = weights_digest(plain / "student") == weights_digest(result.student)
+        report["same_weights_as_quickstart"] = same
+        if same:
+            quickstart_key = f"quickstart-{student.id}"
+            log("the student's weights are those of the run without the lever: its fine-tuning is reused")
+    if args.choice_only:
+        report["wall_s"] = time.perf_counter() - t0
+        save_results(f"{name_of_run}_student", report)
+        return
 
     # -- fine-tuning: both arms, every seed; the teacher's runs only where already cached -
     common = dict(epochs=args.epochs, seq_len=seq_len, batch_size=32, split_sizes=sizes, split_seed=0)
@@ -137,12 +167,11 @@ def main() -> None:
     shared = FinetuneRuns(work, tasks, common, cached_only=True)
     teacher = {t: {str(seed): r for seed in range(args.seeds) if (r := shared.get(t, "teacher", "", "plain", seed))}
                for t in tasks}
-    name_of_run = out.name.replace("-encoder", "")  # quickstart, or quickstart-dN / -sN / -pN
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for seed in range(args.seeds):
         for task in tasks:
             for name, (directory, arch) in arms.items():
-                key = f"{name_of_run}-{arch.id}" if name == "quickstart" else directory.name
+                key = quickstart_key if name == "quickstart" else directory.name
                 record = runs.get(task, key, str(directory), "plain", seed)
                 assert record is not None
                 results.setdefault(task, {}).setdefault(name, {})[str(seed)] = record
@@ -157,6 +186,25 @@ def main() -> None:
             ci = f"  quickstart - this {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d else ""
             log(f"{task} {name}: {r['mean']:.4f} ± {r['std']:.4f} (n {r['n']}){ci}")
     log(f"pass: {report['pass']['met']}")
+
+
+def candidates_under(config: Any, budget: float, top: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """What the quickstart chose from: per band, its best trials under the budget by the search's
+    quality objective (each band's score comes from its own supernet)."""
+    from nas.search.pareto import load_points
+
+    quality = config.search.objectives[0].name
+    points, _ = load_points(config.storage_url)
+    by_band: dict[str, list[dict[str, Any]]] = {}
+    for p in sorted(points, key=lambda p: p.objectives[quality]):
+        if p.objectives["flops"] <= budget and len(by_band.setdefault(p.subspace, [])) < top:
+            by_band[p.subspace].append({"arch_id": p.arch_id, quality: p.objectives[quality],
+                                        "flops_ratio": p.objectives["flops"] / budget})
+    return by_band
+
+
+def weights_digest(model_dir: Path) -> str:
+    return hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
 
 
 if __name__ == "__main__":

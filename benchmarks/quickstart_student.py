@@ -19,7 +19,10 @@ Pass rule, fixed before the run: quickstart - layer_drop above zero (95% interva
 Shares --work with benchmarks/students.py (tasks, distillation text, fine-tuning cache).
 Writes benchmarks/results/quickstart_student.json; a lever run, one per invocation, writes
 `quickstart-dN_student.json` (`--distill-steps N`), `quickstart-sN_student.json` (`--supernet-steps N`),
-`quickstart-pN_student.json` (`--proxy-steps N`) or `quickstart-b_student.json` (`--budget-warm-starts`).
+`quickstart-pN_student.json` (`--proxy-steps N`), `quickstart-b_student.json` (`--budget-warm-starts`)
+or `quickstart-band_student.json` (`--choose-in-budget-band`: the budget warm starts, and the student
+chosen only among the trials of the cost band that holds the budget, as benchmarks/students.py
+chooses, instead of across every band's supernet).
 A lever run whose student has the very weights of the run without it reuses that run's fine-tuning
 (byte-identical safetensors: the same seeds would give the same numbers); `--choice-only` stops after
 the quickstart's choice, to see whether a lever changes it before paying for fine-tuning.
@@ -39,7 +42,7 @@ from typing import Any
 
 import yaml
 from evidence import log, save_results
-from students import FinetuneRuns, make_tasks, summarise
+from students import FinetuneRuns, band_holding, make_tasks, summarise
 
 
 def main() -> None:
@@ -61,6 +64,9 @@ def main() -> None:
                         help="set the quickstart's search.budgets to its student's FLOPs budget, so every band's "
                              "search starts from the baselines under it (layer drop, uniform shrink, largest); "
                              "the run without it is copied up to its trained supernets")
+    parser.add_argument("--choose-in-budget-band", action="store_true",
+                        help="as --budget-warm-starts, then the best trial under the budget within the band that "
+                             "holds it is the student (the students benchmark's rule), not the best across bands")
     parser.add_argument("--choice-only", action="store_true", help="stop after the quickstart's choice")
     args = parser.parse_args()
     # One lever per run: (its suffix in the run's name, the config section and field it sets, the
@@ -70,16 +76,19 @@ def main() -> None:
         ((f"s{args.supernet_steps}", "train", "steps", args.supernet_steps), args.supernet_steps is not None),
         ((f"p{args.proxy_steps}", "search", "proxy_steps", args.proxy_steps), args.proxy_steps is not None),
         (("b", "search", "budgets", None), args.budget_warm_starts),
+        (("band", "search", "budgets", None), args.choose_in_budget_band),
     ) if given]
     if len(levers) > 1:
-        parser.error("--distill-steps, --supernet-steps, --proxy-steps, --budget-warm-starts: one lever per run")
+        parser.error("--distill-steps, --supernet-steps, --proxy-steps, --budget-warm-starts, "
+                     "--choose-in-budget-band: one lever per run")
 
     import torch
 
     from nas.config import parse_config
-    from nas.export import save_model
+    from nas.export import best_under, export, save_model
     from nas.quickstart import default_config, quickstart
     from nas.run import load_teacher_net, open_run
+    from nas.search.study import study_name
     from search_spaces import Arch, flops
     from supernet.registry import supernet_class
 
@@ -95,9 +104,10 @@ def main() -> None:
     # What a lever run copies from the run without it: everything its lever does not change.
     after_supernets = ["student", "searched-student", "study.db", "front.png"]
     changed_by = {"d": ["student", "searched-student"], "p": after_supernets, "b": after_supernets}
+    lever_kind = levers[0][0][0] if levers else None  # d, s, p or b ("band" is b's warm starts, then its rule)
     if not (out / "config.yaml").is_file():
-        if levers and levers[0][0][0] in changed_by and (plain / "config.yaml").is_file():
-            shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*changed_by[levers[0][0][0]]))
+        if lever_kind in changed_by and (plain / "config.yaml").is_file():
+            shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*changed_by[lever_kind]))
             data = yaml.safe_load((out / "config.yaml").read_text())
         else:
             data = default_config("encoder", out)
@@ -113,15 +123,22 @@ def main() -> None:
         (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
     result = quickstart("encoder", out, progress=False)
     assert result.student is not None and result.student_point is not None, "the quickstart exported no student"
-    student = Arch.from_dict(result.student_point.arch)
+    student, student_dir = Arch.from_dict(result.student_point.arch), result.student
     seq_len = result.config.search.seq_len
     log(f"quickstart: {student.id}, stages {result.stage_seconds}")
-
-    # -- the layer-drop teacher under the same budget, the teacher's weights as they are --
     config = result.config
     run = open_run(config, save_config=False)
     cost = lambda a: flops(a, 1, seq_len)  # noqa: E731
     budget = cost(run.space.teacher) / result.config.student.budget_ratio
+    if args.choose_in_budget_band:  # the best trial under the budget within the band that holds it
+        band = band_holding(run.space, budget, cost)
+        point = best_under(config.storage_url, ("flops", budget), [study_name(config, band)])
+        student, student_dir = Arch.from_dict(point.arch), out / "band-student"
+        if not (student_dir / "config.json").is_file():
+            export(config.storage_url, student_dir, trial_id=point.trial_id, force=True)
+        log(f"chosen in the budget's band {band.name}: {student.id}")
+
+    # -- the layer-drop teacher under the same budget, the teacher's weights as they are --
     full = [a for a in run.space if cost(a) <= budget and a.hidden_size == run.space.teacher.hidden_size
             and a.intermediate_size == run.space.teacher.intermediate_size]
     layer_drop = max(full, key=lambda a: a.num_layers)
@@ -131,7 +148,7 @@ def main() -> None:
         sliced = supernet_class(run.teacher_config.model_type)(teacher.body, "first")  # type: ignore[arg-type]
         save_model(sliced.extract(layer_drop), config, drop_dir)
 
-    arms = {"quickstart": (result.student, student), "layer_drop": (drop_dir, layer_drop)}
+    arms = {"quickstart": (student_dir, student), "layer_drop": (drop_dir, layer_drop)}
     report: dict[str, Any] = {
         "benchmark": "quickstart_student",
         "budget_flops": budget,
@@ -149,7 +166,7 @@ def main() -> None:
     # A lever that left the student's weights as they were needs no fine-tuning of its own.
     quickstart_key = f"{name_of_run}-{student.id}"
     if out != plain and (plain / "student" / "model.safetensors").is_file():
-        same = weights_digest(plain / "student") == weights_digest(result.student)
+        same = weights_digest(plain / "student") == weights_digest(student_dir)
         report["same_weights_as_quickstart"] = same
         if same:
             quickstart_key = f"quickstart-{student.id}"

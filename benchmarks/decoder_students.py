@@ -79,6 +79,8 @@ def main() -> None:
                         "per token (the quickstart's own run keeps its config's k)")
     parser.add_argument("--budgets", default="2,4", help="budget ratios (teacher FLOPs / budget); the first gets "
                                                          "the loss arms and the pass rule")
+    parser.add_argument("--arms", nargs="+", default=None,
+                        help="run only these arms (e.g. searched_kl first); default every arm, in the order below")
     args = parser.parse_args()
     global BUDGETS
     BUDGETS = tuple(float(x) if "." in x else int(x) for x in args.budgets.split(","))
@@ -240,7 +242,8 @@ def main() -> None:
     # then the other budget; then the other loss arms.
     core = ("searched_kl", "first", "every_other", "uniform")
     jobs = sorted(((0 if ratio == BUDGETS[0] and job[0] in core else 1 if job[0] in core else 2), seed, ratio, job)
-                  for seed in range(args.seeds) for ratio in BUDGETS for job in arms(ratio))
+                  for seed in range(args.seeds) for ratio in BUDGETS for job in arms(ratio)
+                  if args.arms is None or job[0] in args.arms)
     for _, seed, ratio, (arm, arch, loss, layers) in jobs:
         # Another step count is another experiment: its runs sit beside the default's, never over them.
         label = f"1/{ratio}" if args.steps == DEFAULT_STEPS else f"1/{ratio}@{args.steps}"
@@ -257,7 +260,8 @@ def main() -> None:
         raw["train"]["teacher_top_k"] = args.top_k
         raw["train"]["loss"] = {**raw["train"]["loss"], **LOSSES[loss]}
         arm_config = parse_config(raw)
-        out = work / "arms" / f"1-{ratio}" / arm / f"seed{seed}"
+        out = work / "arms" / f"1-{ratio}" / arm / (f"seed{seed}" if args.steps == DEFAULT_STEPS
+                                                    else f"seed{seed}-steps{args.steps}")
         s = time.perf_counter()
         if layers is None:
             result = distill(arm_config, out, steps, student=a["searched_dir"], force=True)

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from evidence import log, save_results
 from scipy.stats import kendalltau
-from students import band_holding, make_tasks, run_config
+from students import make_tasks, run_config
 
 SCORES = ("proxy", "step0", "params", "flops")  # the pass rule's; proxy_K scores are reported beside
 
@@ -154,7 +154,7 @@ def main() -> None:
     for ratio in args.ratios:
         name = f"1-{ratio:g}"
         budget = cost(teacher) / ratio
-        sub = band_holding(run.space, budget, cost)
+        sub = run.space.band_holding(budget, cost)
         members = [a for a in sub if abs(cost(a) / budget - 1) <= args.band]
         archs = spread(members, args.per_band, key=lambda a: (params(a).total, a.id))
         band: dict[str, Any] = {"budget_flops": budget, "subspace": sub.name, "members_in_band": len(members),

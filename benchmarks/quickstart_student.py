@@ -20,9 +20,9 @@ Shares --work with benchmarks/students.py (tasks, distillation text, fine-tuning
 Writes benchmarks/results/quickstart_student.json; a lever run, one per invocation, writes
 `quickstart-dN_student.json` (`--distill-steps N`), `quickstart-sN_student.json` (`--supernet-steps N`),
 `quickstart-pN_student.json` (`--proxy-steps N`), `quickstart-b_student.json` (`--budget-warm-starts`)
-or `quickstart-band_student.json` (`--choose-in-budget-band`: the budget warm starts, and the student
-chosen only among the trials of the cost band that holds the budget, as benchmarks/students.py
-chooses, instead of across every band's supernet).
+or `quickstart-band_student.json` (`--choose-in-budget-band`: the budget warm starts, and
+`student.choose_in: budget_band`, the student chosen only among the trials of the cost band that
+holds the budget, as benchmarks/students.py chooses, instead of across every band's supernet).
 A lever run whose student has the very weights of the run without it reuses that run's fine-tuning
 (byte-identical safetensors: the same seeds would give the same numbers); `--choice-only` stops after
 the quickstart's choice, to see whether a lever changes it before paying for fine-tuning.
@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 from evidence import log, save_results
-from students import FinetuneRuns, band_holding, make_tasks, summarise
+from students import FinetuneRuns, make_tasks, summarise
 
 
 def main() -> None:
@@ -65,8 +65,8 @@ def main() -> None:
                              "search starts from the baselines under it (layer drop, uniform shrink, largest); "
                              "the run without it is copied up to its trained supernets")
     parser.add_argument("--choose-in-budget-band", action="store_true",
-                        help="as --budget-warm-starts, then the best trial under the budget within the band that "
-                             "holds it is the student (the students benchmark's rule), not the best across bands")
+                        help="as --budget-warm-starts, and student.choose_in: budget_band (the best trial under the "
+                             "budget within the band that holds it, the students benchmark's rule)")
     parser.add_argument("--choice-only", action="store_true", help="stop after the quickstart's choice")
     args = parser.parse_args()
     # One lever per run: (its suffix in the run's name, the config section and field it sets, the
@@ -85,10 +85,9 @@ def main() -> None:
     import torch
 
     from nas.config import parse_config
-    from nas.export import best_under, export, save_model
+    from nas.export import save_model
     from nas.quickstart import default_config, quickstart
     from nas.run import load_teacher_net, open_run
-    from nas.search.study import study_name
     from search_spaces import Arch, flops
     from supernet.registry import supernet_class
 
@@ -113,30 +112,25 @@ def main() -> None:
             data = default_config("encoder", out)
             data["data"] = {**data["data"], "dataset": None, "files": [str(corpus)]}
         data["run_dir"] = str(out)
-        for _, section, field, value in levers:
+        for name, section, field, value in levers:
             if value is None:  # the student's budget, as the quickstart computes it
                 c = parse_config(data)
                 teacher_arch = open_run(c, save_config=False).space.teacher
                 value = {"flops": flops(teacher_arch, c.search.batch_size, c.search.seq_len) / c.student.budget_ratio}
             data[section] = {**data.get(section, {}), field: value}
+            if name == "band":
+                data["student"] = {**data.get("student", {}), "choose_in": "budget_band"}
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
     result = quickstart("encoder", out, progress=False)
     assert result.student is not None and result.student_point is not None, "the quickstart exported no student"
     student, student_dir = Arch.from_dict(result.student_point.arch), result.student
     seq_len = result.config.search.seq_len
-    log(f"quickstart: {student.id}, stages {result.stage_seconds}")
+    log(f"quickstart: {student.id} (from sub-space {result.student_point.subspace}), stages {result.stage_seconds}")
     config = result.config
     run = open_run(config, save_config=False)
     cost = lambda a: flops(a, 1, seq_len)  # noqa: E731
     budget = cost(run.space.teacher) / result.config.student.budget_ratio
-    if args.choose_in_budget_band:  # the best trial under the budget within the band that holds it
-        band = band_holding(run.space, budget, cost)
-        point = best_under(config.storage_url, ("flops", budget), [study_name(config, band)])
-        student, student_dir = Arch.from_dict(point.arch), out / "band-student"
-        if not (student_dir / "config.json").is_file():
-            export(config.storage_url, student_dir, trial_id=point.trial_id, force=True)
-        log(f"chosen in the budget's band {band.name}: {student.id}")
 
     # -- the layer-drop teacher under the same budget, the teacher's weights as they are --
     full = [a for a in run.space if cost(a) <= budget and a.hidden_size == run.space.teacher.hidden_size

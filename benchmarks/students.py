@@ -117,12 +117,6 @@ def search_flops(db: Path, config: Any, teacher_flops: float) -> float:
     return total
 
 
-def band_holding(space: Any, budget: float, cost: Any) -> Any:
-    """The cost band (sub-space) holding most members within 10% below `budget`."""
-    near = [a for a in space if 0.9 * budget <= cost(a) <= budget]
-    return max(space.subspaces, key=lambda s: sum(a in s for a in near))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="offline:minilm-l6")
@@ -169,7 +163,7 @@ def main() -> None:
     budget = cost(teacher) / args.ratio
     budget_name = f"1-{args.ratio:g}"
     config = parse_config({**base, "search": {**base["search"], "budgets": {"flops": budget}}})
-    sub = band_holding(run.space, budget, cost)
+    sub = run.space.band_holding(budget, cost)
     report: dict[str, Any] = {
         "benchmark": "students",
         "teacher": args.teacher,

@@ -132,11 +132,15 @@ class RayConfig(StrictConfig):
 
 class StudentConfig(StrictConfig):
     """The student `nas quickstart` hands over: the best searched one under the teacher's FLOPs
-    divided by `budget_ratio`, then distilled on its own for `distill_steps` (`nas distill`; 0
+    divided by `budget_ratio` (in any sub-space, or with `choose_in: budget_band` only in the cost
+    band holding the budget), then distilled on its own for `distill_steps` (`nas distill`; 0
     hands over the supernet's weights as they are)."""
 
     budget_ratio: float = Field(default=2.7, gt=1.0, description="FLOPs budget = teacher FLOPs / this")
     distill_steps: int = Field(default=0, ge=0, description="continued distillation of the chosen student")
+    choose_in: Literal["any_band", "budget_band"] = Field(
+        default="any_band", description="where the student is chosen: the best trial under the budget in any "
+        "sub-space (each scored on its own supernet), or only in the cost band that holds the budget")
 
 
 class RunConfig(StrictConfig):

@@ -29,7 +29,7 @@ from nas.config import RunConfig, dump_config, parse_config
 from nas.distill import distill
 from nas.export import ExportError, best_under, export
 from nas.generation import PROMPTS, continuations, greedy_model, greedy_supernet
-from nas.run import load_trained_supernet, open_run
+from nas.run import Run, load_trained_supernet, open_run
 from nas.search.pareto import Point, format_front, load_points, pareto_front, plot_front
 from nas.search.study import run_search, study_name
 from nas.train import run_train
@@ -103,7 +103,7 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
     searched_dir = run_dir / "searched-student" if distilled else student_dir
     chosen = None
     try:
-        chosen = best_under(config.storage_url, ("flops", budget), studies)
+        chosen = best_under(config.storage_url, ("flops", budget), choice_studies(config, run, budget))
     except ExportError as err:
         log.warning("no student exported: %s", err)
     result = QuickstartResult(config, config_path, front, format_front(front, objectives, "table"), plot,
@@ -134,6 +134,17 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
         }
         lap("samples")
     return result
+
+
+def choice_studies(config: RunConfig, run: Run, budget: float) -> list[str]:
+    """The studies the student is chosen from (`student.choose_in`). Each sub-space's trials are
+    scored on its own supernet, and a band's sandwich trains its largest member at every step, so
+    `budget_band` compares only members of the band that holds the budget."""
+    subspaces = list(run.space.subspaces)
+    if config.student.choose_in == "budget_band":
+        subspaces = [run.space.band_holding(
+            budget, lambda a: flops(a, config.search.batch_size, config.search.seq_len))]
+    return [study_name(config, sub) for sub in subspaces]
 
 
 def export_matches_supernet(run, chosen: Point, exported: Path, new_tokens: int = 12) -> bool:

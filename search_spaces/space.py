@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import yaml
@@ -303,6 +303,19 @@ class SearchSpace(ArchSet):
     def archs(self) -> tuple[Arch, ...]:
         # Union in sub-space order; an arch in two boxes counts once.
         return tuple(dict.fromkeys(a for s in self.subspaces for a in s.archs()))
+
+    def band_holding(self, budget: float, cost: Callable[[Arch], float]) -> SubSpace:
+        """The sub-space a student of this budget comes from: the one holding the most members
+        whose cost lies within 10% below the budget (the shapes a user of that budget compares);
+        with none there, the one holding the costliest member under the budget."""
+        under = [a for a in self.archs() if cost(a) <= budget]
+        if not under:
+            raise InvalidSpaceError(f"budget: got {budget:g}; no member of space {self.name} costs that little")
+        near = [a for a in under if cost(a) >= 0.9 * budget]
+        if not near:
+            costliest = max(under, key=cost)
+            return next(s for s in self.subspaces if costliest in s)
+        return max(self.subspaces, key=lambda s: sum(a in s for a in near))
 
     def hull(self) -> Choices:
         """Per dimension, the union of every sub-space's choices."""

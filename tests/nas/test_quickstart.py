@@ -66,3 +66,33 @@ def test_decoder_quickstart_distils_the_chosen_student_and_its_export_generates_
     model.save_pretrained(searched)
     run = open_run(load_config(tmp_path / "qs" / "config.yaml"), save_config=False)
     assert export_matches_supernet(run, result.student_point, searched) is False
+
+
+@pytest.mark.slow
+def test_quickstart_chooses_in_the_band_that_holds_the_budget_when_asked(tmp_path):
+    from nas.config import load_config
+    from nas.quickstart import choice_studies, quickstart
+    from nas.run import open_run
+    from nas.search.pareto import load_points
+    from nas.search.study import study_name
+    from search_spaces import flops
+
+    raw = tiny_run_config(tmp_path, TINY_ENCODER, steps=1)
+    raw["run_dir"] = str(tmp_path / "qs")
+    raw["search"]["trials"] = 6
+    raw["student"] = {"budget_ratio": 1.5, "choose_in": "budget_band"}
+    (tmp_path / "qs").mkdir()
+    (tmp_path / "qs" / "config.yaml").write_text(yaml.safe_dump(raw))
+    result = quickstart("encoder", tmp_path / "qs", progress=False)
+    config = load_config(tmp_path / "qs" / "config.yaml")
+    run = open_run(config, save_config=False)
+    cost = lambda a: flops(a, config.search.batch_size, config.search.seq_len)  # noqa: E731
+    band = run.space.band_holding(result.budget_flops, cost)
+    assert choice_studies(config, run, result.budget_flops) == [study_name(config, band)]
+    every = config.model_copy(update={"student": config.student.model_copy(update={"choose_in": "any_band"})})
+    assert choice_studies(every, run, result.budget_flops) == [study_name(config, s) for s in run.space.subspaces]
+    # The student is the best trial under the budget of that band's study, whatever the other band holds.
+    points, _ = load_points(config.storage_url, [study_name(config, band)])
+    under = [p for p in points if p.feasible and p.objectives["flops"] <= result.budget_flops]
+    assert result.student_point is not None and result.student_point.subspace == band.name
+    assert result.student_point.objectives["relation_kd"] == min(p.objectives["relation_kd"] for p in under)

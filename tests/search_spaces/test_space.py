@@ -57,6 +57,21 @@ def test_cost_bands_tile_the_space(k):
     assert all(TEACHER.replace(num_layers=n) in bands for n in (2, 3))
 
 
+def test_band_holding_a_budget_is_the_band_with_most_members_just_under_it():
+    bands = SearchSpace.from_teacher(teacher_config(), partitions=3)
+    tiny, small, base = bands.subspaces
+    # Every member of `small` costs exactly the budget: they are the members within 10% below it.
+    assert bands.band_holding(1.0, lambda a: 1.0 if a in small else 5.0) == small
+    # Two near members in `base` outnumber one in `tiny`.
+    near = {next(iter(tiny)): 0.95, **{a: 0.92 for a in list(base)[:2]}}
+    assert bands.band_holding(1.0, lambda a: near.get(a, 5.0)) == base
+    # None within 10% below: the band of the costliest member under the budget (0.5 beats 0.3).
+    low = {next(iter(tiny)): 0.3, list(small)[-1]: 0.5}
+    assert bands.band_holding(1.0, lambda a: low.get(a, 5.0)) == small
+    with pytest.raises(InvalidSpaceError, match="budget: got 1; no member of space"):
+        bands.band_holding(1.0, lambda a: 5.0)
+
+
 def test_cost_band_round_trips_through_yaml_and_is_checked(tmp_path: Path):
     bands = SearchSpace.from_teacher(teacher_config(), partitions=3)
     bands.save(tmp_path / "bands.yaml")

@@ -79,7 +79,8 @@ def main() -> None:
                         "per token (the quickstart's own run keeps its config's k)")
     parser.add_argument("--budgets", default="2,4", help="budget ratios (teacher FLOPs / budget); the first gets "
                                                          "the loss arms and the pass rule")
-    parser.add_argument("--arms", nargs="+", default=None,
+    parser.add_argument("--arms", nargs="+", default=None, choices=["searched_kl", "searched_atkd",
+                        "searched_rel_atkd", "first", "every_other", "uniform"],
                         help="run only these arms (e.g. searched_kl first); default every arm, in the order below")
     args = parser.parse_args()
     global BUDGETS

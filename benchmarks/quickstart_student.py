@@ -104,24 +104,27 @@ def main() -> None:
     after_supernets = ["student", "searched-student", "study.db", "front.png"]
     changed_by = {"d": ["student", "searched-student"], "p": after_supernets, "b": after_supernets}
     lever_kind = levers[0][0][0] if levers else None  # d, s, p or b ("band" is b's warm starts, then its rule)
-    if not (out / "config.yaml").is_file():
-        if lever_kind in changed_by and (plain / "config.yaml").is_file():
-            shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*changed_by[lever_kind]))
-            data = yaml.safe_load((out / "config.yaml").read_text())
-        else:
-            data = default_config("encoder", out)
-            data["data"] = {**data["data"], "dataset": None, "files": [str(corpus)]}
-        data["run_dir"] = str(out)
-        for name, section, field, value in levers:
-            if value is None:  # the student's budget, as the quickstart computes it
-                c = parse_config(data)
-                teacher_arch = open_run(c, save_config=False).space.teacher
-                value = {"flops": flops(teacher_arch, c.search.batch_size, c.search.seq_len) / c.student.budget_ratio}
-            data[section] = {**data.get(section, {}), field: value}
-            if name == "band":
-                data["student"] = {**data.get("student", {}), "choose_in": "budget_band"}
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
+    if (out / "config.yaml").is_file():  # a run to resume: its config, the lever set again below
+        data = yaml.safe_load((out / "config.yaml").read_text())
+    elif lever_kind in changed_by and (plain / "config.yaml").is_file():
+        shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*changed_by[lever_kind]))
+        data = yaml.safe_load((out / "config.yaml").read_text())
+    else:
+        data = default_config("encoder", out)
+        data["data"] = {**data["data"], "dataset": None, "files": [str(corpus)]}
+    data["run_dir"] = str(out)
+    # The lever is applied to every run, a resumed one too: a folder made by an older version of
+    # this script must not run without it.
+    for name, section, field, value in levers:
+        if value is None:  # the student's budget, as the quickstart computes it
+            c = parse_config(data)
+            teacher_arch = open_run(c, save_config=False).space.teacher
+            value = {"flops": flops(teacher_arch, c.search.batch_size, c.search.seq_len) / c.student.budget_ratio}
+        data[section] = {**data.get(section, {}), field: value}
+        if name == "band":
+            data["student"] = {**data.get("student", {}), "choose_in": "budget_band"}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
     result = quickstart("encoder", out, progress=False)
     assert result.student is not None and result.student_point is not None, "the quickstart exported no student"
     student, student_dir = Arch.from_dict(result.student_point.arch), result.student
@@ -155,7 +158,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
     }
     log("arms: " + ", ".join(f"{n} {a.id} ({cost(a) / budget:.2f} of budget)" for n, (_, a) in arms.items()))
-    report["candidates_under_budget"] = candidates_under(config, budget)
+    report["candidates_under_budget"] = candidates_under(config, run, result.budget_flops)
     name_of_run = out.name.replace("-encoder", "")  # quickstart, or quickstart-dN / -sN / -pN / -b
     # A lever that left the student's weights as they were needs no fine-tuning of its own.
     quickstart_key = f"{name_of_run}-{student.id}"
@@ -199,15 +202,17 @@ def main() -> None:
     log(f"pass: {report['pass']['met']}")
 
 
-def candidates_under(config: Any, budget: float, top: int = 5) -> dict[str, list[dict[str, Any]]]:
-    """What the quickstart chose from: per band, its best trials under the budget by the search's
-    quality objective (each band's score comes from its own supernet)."""
+def candidates_under(config: Any, run: Any, budget: float, top: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """What the quickstart chose from: per band, this run's best trials under the budget (FLOPs as
+    the search counts them) by the search's quality objective (each band scored on its own supernet)."""
     from nas.search.pareto import load_points
+    from nas.search.study import study_name
 
     quality = config.search.objectives[0].name
-    points, _ = load_points(config.storage_url)
+    points, directions = load_points(config.storage_url, [study_name(config, s) for s in run.space.subspaces])
+    sign = 1 if directions[quality] == "minimize" else -1
     by_band: dict[str, list[dict[str, Any]]] = {}
-    for p in sorted(points, key=lambda p: p.objectives[quality]):
+    for p in sorted(points, key=lambda p: sign * p.objectives[quality]):
         if p.objectives["flops"] <= budget and len(by_band.setdefault(p.subspace, [])) < top:
             by_band[p.subspace].append({"arch_id": p.arch_id, quality: p.objectives[quality],
                                         "flops_ratio": p.objectives["flops"] / budget})

@@ -33,7 +33,7 @@ from nas.run import Run, load_trained_supernet, open_run
 from nas.search.pareto import Point, format_front, load_points, pareto_front, plot_front
 from nas.search.study import run_search, study_name
 from nas.train import run_train
-from search_spaces import Arch, flops
+from search_spaces import Arch, InvalidSpaceError, flops
 from supernet import teachers
 from supernet.hf_models import MODEL_CLASS
 
@@ -104,7 +104,7 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
     chosen = None
     try:
         chosen = best_under(config.storage_url, ("flops", budget), choice_studies(config, run, budget))
-    except ExportError as err:
+    except (ExportError, InvalidSpaceError) as err:  # nothing feasible under the budget
         log.warning("no student exported: %s", err)
     result = QuickstartResult(config, config_path, front, format_front(front, objectives, "table"), plot,
                               student_dir if chosen else None, chosen, budget, seconds)

@@ -70,12 +70,15 @@ def test_decoder_quickstart_distils_the_chosen_student_and_its_export_generates_
 
 @pytest.mark.slow
 def test_quickstart_chooses_in_the_band_that_holds_the_budget_when_asked(tmp_path):
+    import optuna
+
     from nas.config import load_config
+    from nas.export import best_under
     from nas.quickstart import choice_studies, quickstart
     from nas.run import open_run
-    from nas.search.pareto import load_points
+    from nas.search.evaluate import Measurement, record
     from nas.search.study import study_name
-    from search_spaces import flops
+    from search_spaces import costs, flops
 
     raw = tiny_run_config(tmp_path, TINY_ENCODER, steps=1)
     raw["run_dir"] = str(tmp_path / "qs")
@@ -86,13 +89,27 @@ def test_quickstart_chooses_in_the_band_that_holds_the_budget_when_asked(tmp_pat
     result = quickstart("encoder", tmp_path / "qs", progress=False)
     config = load_config(tmp_path / "qs" / "config.yaml")
     run = open_run(config, save_config=False)
-    cost = lambda a: flops(a, config.search.batch_size, config.search.seq_len)  # noqa: E731
-    band = run.space.band_holding(result.budget_flops, cost)
-    assert choice_studies(config, run, result.budget_flops) == [study_name(config, band)]
+    budget, batch, seq = result.budget_flops, config.search.batch_size, config.search.seq_len
+    band = run.space.band_holding(budget, lambda a: flops(a, batch, seq))
+    assert choice_studies(config, run, budget) == [study_name(config, band)]
     every = config.model_copy(update={"student": config.student.model_copy(update={"choose_in": "any_band"})})
-    assert choice_studies(every, run, result.budget_flops) == [study_name(config, s) for s in run.space.subspaces]
-    # The student is the best trial under the budget of that band's study, whatever the other band holds.
-    points, _ = load_points(config.storage_url, [study_name(config, band)])
-    under = [p for p in points if p.feasible and p.objectives["flops"] <= result.budget_flops]
-    assert result.student_point is not None and result.student_point.subspace == band.name
-    assert result.student_point.objectives["relation_kd"] == min(p.objectives["relation_kd"] for p in under)
+    assert choice_studies(every, run, budget) == [study_name(config, s) for s in run.space.subspaces]
+
+    # Plant, in the other band's study, a member under the budget that beats every trial: chosen
+    # across bands, it would be the student; chosen in the budget's band, it must not be.
+    other = next(s for s in run.space.subspaces if s != band)
+    study = optuna.load_study(study_name=study_name(config, other), storage=config.storage_url)
+    tried = {t.user_attrs.get("arch_id") for t in study.trials}
+    planted = next(a for a in other if flops(a, batch, seq) <= budget and a.id not in tried)
+    trial = study.ask()
+    for key, value in {"arch": planted.to_dict(), "arch_id": planted.id, "subspace": other.name}.items():
+        trial.set_user_attr(key, value)
+    m = Measurement(planted, {**costs(planted, batch, seq), "relation_kd": 0.0})
+    record(trial, m, config.search.budgets)
+    study.tell(trial, [m.objectives[o.name] for o in config.search.objectives])
+    assert best_under(config.storage_url, ("flops", budget)).arch_id == planted.id  # any_band would take it
+
+    again = quickstart("encoder", tmp_path / "qs", progress=False)
+    in_band = best_under(config.storage_url, ("flops", budget), [study_name(config, band)])
+    assert again.student_point is not None and again.student_point.subspace == band.name
+    assert again.student_point.trial_id == in_band.trial_id and in_band.arch_id != planted.id

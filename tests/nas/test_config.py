@@ -17,6 +17,19 @@ def test_every_shipped_config_parses(path):
     assert config.teacher.id.startswith("offline:")
 
 
+def test_the_encoder_quickstart_searches_under_the_budget_it_hands_its_student_over_at(tmp_path):
+    # search.budgets is written as a number; it must stay the student's budget (teacher / ratio).
+    from nas.run import open_run
+    from search_spaces import flops
+
+    config = load_config(CONFIG_DIR / "encoder-minilm.yaml")
+    config = config.model_copy(update={"run_dir": str(tmp_path)})
+    teacher = open_run(config, save_config=False).space.teacher
+    budget = flops(teacher, config.search.batch_size, config.search.seq_len) / config.student.budget_ratio
+    assert budget <= config.search.budgets["flops"] <= budget * 1.00001
+    assert config.student.choose_in == "budget_band"
+
+
 def test_defaults_and_objective_shorthand(tmp_path):
     config = parse_config({**MINIMAL, "run_dir": str(tmp_path), "search": {"objectives": ["lm_loss", "flops"]}})
     assert [(o.name, o.direction) for o in config.search.objectives] == [("lm_loss", "minimize"), ("flops", "minimize")]

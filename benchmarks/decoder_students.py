@@ -245,10 +245,10 @@ def main() -> None:
     jobs = sorted(((0 if ratio == BUDGETS[0] and job[0] in core else 1 if job[0] in core else 2), seed, ratio, job)
                   for seed in range(args.seeds) for ratio in BUDGETS for job in arms(ratio)
                   if args.arms is None or job[0] in args.arms)
+    # Another step count is another experiment: its runs sit beside the default's, never over them.
+    steps_tag = "" if args.steps == DEFAULT_STEPS else f"@{args.steps}"
     for _, seed, ratio, (arm, arch, loss, layers) in jobs:
-        # Another step count is another experiment: its runs sit beside the default's, never over them.
-        label = f"1/{ratio}" if args.steps == DEFAULT_STEPS else f"1/{ratio}@{args.steps}"
-        key = f"{label}/{arm}/{seed}"
+        key = f"1/{ratio}{steps_tag}/{arm}/{seed}"
         if key in state["runs"] and state["runs"][key]["arch"] == arch.id:
             continue  # done (a run of another architecture, from an earlier search, is redone)
         a = archs[f"1/{ratio}"]
@@ -261,8 +261,7 @@ def main() -> None:
         raw["train"]["teacher_top_k"] = args.top_k
         raw["train"]["loss"] = {**raw["train"]["loss"], **LOSSES[loss]}
         arm_config = parse_config(raw)
-        out = work / "arms" / f"1-{ratio}" / arm / (f"seed{seed}" if args.steps == DEFAULT_STEPS
-                                                    else f"seed{seed}-steps{args.steps}")
+        out = work / "arms" / f"1-{ratio}" / arm / (f"seed{seed}-steps{args.steps}" if steps_tag else f"seed{seed}")
         s = time.perf_counter()
         if layers is None:
             result = distill(arm_config, out, steps, student=a["searched_dir"], force=True)

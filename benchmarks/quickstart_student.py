@@ -44,6 +44,9 @@ import yaml
 from evidence import log, save_results
 from students import FinetuneRuns, make_tasks, summarise
 
+# A lever's value that stands for the student's FLOPs budget, known once the run's teacher is.
+STUDENT_BUDGET = object()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -69,14 +72,21 @@ def main() -> None:
                              "budget within the band that holds it, the students benchmark's rule)")
     parser.add_argument("--choice-only", action="store_true", help="stop after the quickstart's choice")
     args = parser.parse_args()
-    # One lever per run: (its suffix in the run's name, the config section and field it sets, the
-    # value; None for the budget, which needs the run's teacher).
+    # One lever per run: (its suffix in the run's name, the config fields it sets as {section:
+    # {field: value}}, what of the run without it is left out when copying that run (None: a run of
+    # its own from the start; the copy keeps everything the lever does not change)).
+    after_supernets = ["student", "searched-student", "study.db", "front.png"]
+    budget_warm_starts = {"search": {"budgets": STUDENT_BUDGET}}
     levers = [lever for lever, given in (
-        ((f"d{args.distill_steps}", "student", "distill_steps", args.distill_steps), args.distill_steps is not None),
-        ((f"s{args.supernet_steps}", "train", "steps", args.supernet_steps), args.supernet_steps is not None),
-        ((f"p{args.proxy_steps}", "search", "proxy_steps", args.proxy_steps), args.proxy_steps is not None),
-        (("b", "search", "budgets", None), args.budget_warm_starts),
-        (("band", "search", "budgets", None), args.choose_in_budget_band),
+        ((f"d{args.distill_steps}", {"student": {"distill_steps": args.distill_steps}},
+          ["student", "searched-student"]), args.distill_steps is not None),
+        ((f"s{args.supernet_steps}", {"train": {"steps": args.supernet_steps}}, None),
+         args.supernet_steps is not None),
+        ((f"p{args.proxy_steps}", {"search": {"proxy_steps": args.proxy_steps}}, after_supernets),
+         args.proxy_steps is not None),
+        (("b", budget_warm_starts, after_supernets), args.budget_warm_starts),
+        (("band", {**budget_warm_starts, "student": {"choose_in": "budget_band"}}, after_supernets),
+         args.choose_in_budget_band),
     ) if given]
     if len(levers) > 1:
         parser.error("--distill-steps, --supernet-steps, --proxy-steps, --budget-warm-starts, "
@@ -86,7 +96,7 @@ def main() -> None:
 
     from nas.config import parse_config
     from nas.export import save_model
-    from nas.quickstart import default_config, quickstart
+    from nas.quickstart import default_config, quickstart, student_budget
     from nas.run import load_teacher_net, open_run
     from search_spaces import Arch, flops
     from supernet.registry import supernet_class
@@ -99,15 +109,12 @@ def main() -> None:
 
     # -- the quickstart, its packaged config with the clean distillation text -----------
     plain = work / "quickstart-encoder"
-    out = plain if not levers else work / f"quickstart-encoder-{levers[0][0]}"
-    # What a lever run copies from the run without it: everything its lever does not change.
-    after_supernets = ["student", "searched-student", "study.db", "front.png"]
-    changed_by = {"d": ["student", "searched-student"], "p": after_supernets, "b": after_supernets}
-    lever_kind = levers[0][0][0] if levers else None  # d, s, p or b ("band" is b's warm starts, then its rule)
+    suffix, updates, left_out = levers[0] if levers else ("", {}, None)
+    out = work / f"quickstart-encoder-{suffix}" if levers else plain
     if (out / "config.yaml").is_file():  # a run to resume: its config, the lever set again below
         data = yaml.safe_load((out / "config.yaml").read_text())
-    elif lever_kind in changed_by and (plain / "config.yaml").is_file():
-        shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*changed_by[lever_kind]))
+    elif left_out is not None and (plain / "config.yaml").is_file():
+        shutil.copytree(plain, out, ignore=shutil.ignore_patterns(*left_out))
         data = yaml.safe_load((out / "config.yaml").read_text())
     else:
         data = default_config("encoder", out)
@@ -115,14 +122,12 @@ def main() -> None:
     data["run_dir"] = str(out)
     # The lever is applied to every run, a resumed one too: a folder made by an older version of
     # this script must not run without it.
-    for name, section, field, value in levers:
-        if value is None:  # the student's budget, as the quickstart computes it
-            c = parse_config(data)
-            teacher_arch = open_run(c, save_config=False).space.teacher
-            value = {"flops": flops(teacher_arch, c.search.batch_size, c.search.seq_len) / c.student.budget_ratio}
-        data[section] = {**data.get(section, {}), field: value}
-        if name == "band":
-            data["student"] = {**data.get("student", {}), "choose_in": "budget_band"}
+    for section, fields in updates.items():
+        for field, value in fields.items():
+            if value is STUDENT_BUDGET:
+                c = parse_config(data)
+                value = {"flops": student_budget(c, open_run(c, save_config=False))}
+            data[section] = {**data.get(section, {}), field: value}
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(data))  # quickstart reuses a config found in --out
     result = quickstart("encoder", out, progress=False)
@@ -132,8 +137,8 @@ def main() -> None:
     log(f"quickstart: {student.id} (from sub-space {result.student_point.subspace}), stages {result.stage_seconds}")
     config = result.config
     run = open_run(config, save_config=False)
-    cost = lambda a: flops(a, 1, seq_len)  # noqa: E731
-    budget = cost(run.space.teacher) / result.config.student.budget_ratio
+    cost = lambda a: flops(a, config.search.batch_size, seq_len)  # noqa: E731
+    budget = result.budget_flops
 
     # -- the layer-drop teacher under the same budget, the teacher's weights as they are --
     full = [a for a in run.space if cost(a) <= budget and a.hidden_size == run.space.teacher.hidden_size
@@ -158,7 +163,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
     }
     log("arms: " + ", ".join(f"{n} {a.id} ({cost(a) / budget:.2f} of budget)" for n, (_, a) in arms.items()))
-    report["candidates_under_budget"] = candidates_under(config, run, result.budget_flops)
+    report["candidates_under_budget"] = candidates_under(config, run, budget)
     name_of_run = out.name.replace("-encoder", "")  # quickstart, or quickstart-dN / -sN / -pN / -b
     # A lever that left the student's weights as they were needs no fine-tuning of its own.
     quickstart_key = f"{name_of_run}-{student.id}"

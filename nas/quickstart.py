@@ -97,7 +97,7 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
     plot = run_dir / "front.png"
     plot_front(points, front, objectives, plot)
 
-    budget = flops(run.space.teacher, config.search.batch_size, config.search.seq_len) / config.student.budget_ratio
+    budget = student_budget(config, run)
     distilled = config.student.distill_steps > 0
     student_dir = run_dir / "student"
     searched_dir = run_dir / "searched-student" if distilled else student_dir
@@ -134,6 +134,12 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
         }
         lap("samples")
     return result
+
+
+def student_budget(config: RunConfig, run: Run) -> float:
+    """The FLOPs budget of the handed-over student: the teacher's FLOPs, counted as the search
+    counts costs, divided by `student.budget_ratio`."""
+    return flops(run.space.teacher, config.search.batch_size, config.search.seq_len) / config.student.budget_ratio
 
 
 def choice_studies(config: RunConfig, run: Run, budget: float) -> list[str]:

@@ -135,8 +135,11 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=2.7, help="budget = teacher FLOPs / ratio")
     parser.add_argument("--report-only", action="store_true",
                         help="fine-tune nothing: write the results from the fine-tuning runs already cached")
-    parser.add_argument("--equal-total", nargs="*", default=[], choices=["layer_drop", "uniform", "largest"],
-                        help="baselines also distilled for the engine's whole cost (arm NAME_total)")
+    parser.add_argument("--equal-total", nargs="*", default=[],
+                        choices=["searched", "layer_drop", "uniform", "largest"],
+                        help="arms also distilled for the engine's whole cost (arm NAME_total): a baseline "
+                        "then has the engine's total compute; the searched student has it on top of its "
+                        "supernet and search, so the NAME_total arms compare at equal long distillation")
     args = parser.parse_args()
 
     import torch
@@ -242,18 +245,21 @@ def main() -> None:
     log("arms: " + ", ".join(f"{arm} {c['arch_id']} ({c['flops_ratio']:.2f} of budget)" for arm, c in chosen.items()))
 
     # -- stage 3: equal continued distillation for every arm ----------------------------
+    def distill_arm(c: dict[str, Any], steps: int, suffix: str = "") -> tuple[Path, Any]:
+        """Distil an arm's student: the searched ones from their supernet export, the baselines
+        from the teacher's slice. Named by starting point and architecture, not by arm: a rerun
+        whose search picks another member never reuses a stale student, and two arms that pick
+        the same member share it (same weights, same distillation)."""
+        source = "supernet" if "init" in c else c["layers"]
+        directory = work / f"distilled-{source}-{c['arch_id']}{suffix}"
+        if "init" in c:
+            return directory, distill(config, directory, steps, student=c["init"])
+        return directory, distill(config, directory, steps, arch=Arch.from_dict(c["arch"]), layers=c["layers"])
+
     s = time.perf_counter()
     students: dict[str, Path] = {}
     for arm, c in chosen.items():
-        # Named by starting point and architecture, not by arm: a rerun whose search picks
-        # another member never reuses a stale student, and two arms that pick the same
-        # member share it (same weights, same distillation).
-        source = "supernet" if "init" in c else c["layers"]
-        directory = work / f"distilled-{source}-{c['arch_id']}"
-        if "init" in c:
-            r = distill(config, directory, args.distill_steps, student=c["init"])
-        else:
-            r = distill(config, directory, args.distill_steps, arch=Arch.from_dict(c["arch"]), layers=c["layers"])
+        directory, r = distill_arm(c, args.distill_steps)
         report["arms"][arm]["distill_flops"] = r.train_flops
         students[arm] = directory
         log(f"distilled {arm}: {r.steps} steps")
@@ -266,8 +272,7 @@ def main() -> None:
         c = chosen[arm]
         per_step = report["arms"][arm]["distill_flops"] / args.distill_steps
         steps = math.ceil(engine_flops / per_step)
-        directory = work / f"distilled-{c['layers']}-{c['arch_id']}-{steps}steps"
-        r = distill(config, directory, steps, arch=Arch.from_dict(c["arch"]), layers=c["layers"])
+        directory, r = distill_arm(c, steps, suffix=f"-{steps}steps")
         report["arms"][f"{arm}_total"] = {**report["arms"][arm], "distill_steps": steps, "distill_flops": r.train_flops}
         students[f"{arm}_total"] = directory
         log(f"distilled {arm}_total: {r.steps} steps ({r.train_flops:.3g} FLOPs, the engine {engine_flops:.3g})")
@@ -297,14 +302,26 @@ def main() -> None:
                     if r := runs.get(task, directory.name, str(directory), recipe, seed, teacher=kd):
                         results[recipe].setdefault(task, {}).setdefault(arm, {})[str(seed)] = r
             report["teacher_finetune"] = teacher_runs
+            retention = 0.97 if args.ratio <= 2.7 else None
             report["summary"] = {recipe: summarise(results[recipe], teacher_runs) for recipe in args.recipes}
-            report["pass"] = {
-                recipe: pass_rule(report["summary"][recipe], retention=0.97 if args.ratio <= 2.7 else None)
-                for recipe in args.recipes
-            }
+            report["pass"] = {recipe: pass_rule(report["summary"][recipe], retention) for recipe in args.recipes}
+            if "searched" in args.equal_total:
+                # The same rule among the long-distilled arms alone: equal distillation after the
+                # choice, the supernet and search reported as the engine's own cost.
+                long = {recipe: {task: {arm: seeds for arm, seeds in arms.items() if arm.endswith("_total")}
+                                 for task, arms in results[recipe].items()} for recipe in args.recipes}
+                report["summary_long"] = {
+                    recipe: summarise(long[recipe], teacher_runs, reference="searched_total") for recipe in args.recipes
+                }
+                report["pass_long"] = {
+                    recipe: pass_rule(report["summary_long"][recipe], retention, reference="searched_total")
+                    for recipe in args.recipes
+                }
             report["stages"]["finetune"] = {"wall_s": time.perf_counter() - s}
             save()
     print(table(report))
+    if "summary_long" in report:
+        print(table(report, "summary_long", reference="searched_total"))
 
 
 def merge_json(path: Path, entries: dict[str, Any], keep_existing: bool = False) -> dict[str, Any]:
@@ -412,32 +429,33 @@ def summarise(
     return out
 
 
-def pass_rule(summary: dict[str, Any], retention: float | None) -> dict[str, Any]:
+def pass_rule(summary: dict[str, Any], retention: float | None, reference: str = "searched") -> dict[str, Any]:
     """The rule fixed before the run, applied: every baseline's paired interval above zero on
-    every task, and (where given) the searched student's retention at least `retention`."""
+    every task, and (where given) the `reference` student's retention at least `retention`."""
     failures = []
     for task, rows in summary.items():
         for arm, r in rows.items():
-            diff = r.get("searched_minus_this")
+            diff = r.get(f"{reference}_minus_this")
             if diff is not None and not diff["ci95"][0] > 0:
-                failures.append(f"{task}: searched - {arm} = {diff['mean']:+.4f}, interval not above zero")
-        kept = rows.get("searched", {}).get("retention")
+                failures.append(f"{task}: {reference} - {arm} = {diff['mean']:+.4f}, interval not above zero")
+        kept = rows.get(reference, {}).get("retention")
         if retention is not None and (kept is None or kept < retention):
             failures.append(f"{task}: retention {kept} < {retention}")
     return {"met": not failures, "failures": failures}
 
 
-def table(report: dict[str, Any]) -> str:
+def table(report: dict[str, Any], key: str = "summary", reference: str = "searched") -> str:
+    """The `key` summary as a markdown table, differences taken from the `reference` arm."""
     lines = [
         "| recipe | task | arm | arch | FLOPs / budget | test accuracy (mean ± std, n) | retention "
-        "| searched − arm [95% CI] |",
+        f"| {reference} − arm [95% CI] |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for recipe, summary in report.get("summary", {}).items():
+    for recipe, summary in report.get(key, {}).items():
         for task, rows in summary.items():
             for arm, r in rows.items():
                 info = report["arms"].get(arm)
-                diff = r.get("searched_minus_this")
+                diff = r.get(f"{reference}_minus_this")
                 ci = f"{diff['mean']:+.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]" if diff else ""
                 ret = f"{r['retention']:.1%}" if r.get("retention") else ""
                 arch = f"{info['arch_id']} | {info['flops_ratio']:.2f}" if info else "teacher | -"

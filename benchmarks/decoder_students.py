@@ -11,9 +11,10 @@ budget (same trial count and proxy, `WORK/search-1-R.db`).
 Budgets: 1/2 and 1/4 of the teacher's FLOPs at 1 x 64 tokens. Arms, each trained for the same
 training FLOPs as the engine counts them (3x the student's forward per token, plus the teacher's
 forward when distilling; the teacher-free arms therefore get more steps):
-- searched_kl / searched_atkd / searched_rel_atkd: the searched architecture from the supernet's
-  weights, distilled (`nas distill --student`) with forward KL, ATKD, or relation KD + ATKD
-  (the loss arms at 1/2 only);
+- searched_kl / searched_atkd / searched_rel_atkd / searched_kl_lm: the searched architecture from
+  the supernet's weights, distilled (`nas distill --student`) with forward KL, ATKD, relation KD +
+  ATKD, or forward KL plus the next-token loss on the text at equal weight (`train.loss.lm_weight:
+  1`, the weight fixed before its first run) (the loss arms at 1/2 only);
 - first / every_other: the teacher's first N layers, or every other layer, at full width, N the
   most that fit, trained on next-token loss without a teacher (Jha et al. 2023); at 1/4 only one
   layer fits, so the two are the same network and only `first` runs;
@@ -64,6 +65,7 @@ LOSSES = {
     "kl": {"relation": {"weight": 0.0}, "logits": "forward_kl"},
     "atkd": {"relation": {"weight": 0.0}, "logits": "atkd"},
     "rel_atkd": {"relation": {"weight": 1.0}, "logits": "atkd"},
+    "kl_lm": {"relation": {"weight": 0.0}, "logits": "forward_kl", "lm_weight": 1.0},
     "lm": {"kind": "lm", "relation": {"weight": 0.0}},
 }
 
@@ -80,7 +82,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="2,4", help="budget ratios (teacher FLOPs / budget); the first gets "
                                                          "the loss arms and the pass rule")
     parser.add_argument("--arms", nargs="+", default=None, choices=["searched_kl", "searched_atkd",
-                        "searched_rel_atkd", "first", "every_other", "uniform"],
+                        "searched_rel_atkd", "searched_kl_lm", "first", "every_other", "uniform"],
                         help="run only these arms (e.g. searched_kl first); default every arm, in the order below")
     args = parser.parse_args()
     global BUDGETS
@@ -229,6 +231,7 @@ def main() -> None:
             out += [
                 ("searched_atkd", a["searched"], "atkd", None),
                 ("searched_rel_atkd", a["searched"], "rel_atkd", None),
+                ("searched_kl_lm", a["searched"], "kl_lm", None),
             ]
         out += [("first", a["layer_drop"], "lm", "first")]
         if a["layer_drop"].num_layers > 1:

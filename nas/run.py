@@ -109,6 +109,9 @@ def open_run(config: RunConfig, save_config: bool = True) -> Run:
     tc = teachers.load_config(config.teacher.id, config.teacher.revision, config.teacher.trust_remote_code)
     space = resolve_space(config, tc)
     heads = relation_heads(config, space)
+    if config.train.loss.lm_weight > 0 and space.teacher.family != "decoder":
+        raise ValueError(f"train.loss.lm_weight: got {config.train.loss.lm_weight:g}; a next-token loss needs a "
+                         "decoder teacher (this one is an encoder); use 0")
     check_budgets(config, space)
     check_writable(run_dir)
     if save_config:

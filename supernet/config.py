@@ -75,6 +75,12 @@ class LossConfig(StrictConfig):
     relation: RelationLossConfig = RelationLossConfig()
     logits: Literal["none", "forward_kl", "reverse_kl", "atkd"] = "none"
     logits_weight: float = Field(default=1.0, ge=0.0)
+    lm_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="decoders: weight of the next-token loss on the text's own tokens, added to the "
+        "distillation losses (0: distillation alone)",
+    )
     hidden_mse_weight: float = Field(default=0.0, ge=0.0)
     atkd_easy_weight: float = Field(default=0.2, ge=0.0)
     atkd_hard_weight: float = Field(default=0.8, ge=0.0)

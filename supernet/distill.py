@@ -62,7 +62,8 @@ def teacher_targets(teacher: SuperLM | CachedTeacher, batch: dict[str, Tensor], 
 def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targets: TeacherTargets | None,
                   loss: LossConfig, relation_heads: int, with_lm_loss: bool = False) -> dict[str, Tensor]:
     """The losses of sub-network `arch` on `batch`: `relation_kd`, and for decoders `logit_kd`
-    (when configured) and `lm_loss` (when asked); `total` is the weighted training loss.
+    (when configured) and `lm_loss` (when asked, or weighted into training by `loss.lm_weight`);
+    `total` is the weighted training loss.
     Without targets (teacher-free training) the only loss is the decoder's `lm_loss`."""
     supernet.set_active(arch)
     decoder = supernet.FAMILY == "decoder"
@@ -72,6 +73,7 @@ def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targe
         out = supernet(batch["input_ids"], batch["attention_mask"], compute_logits=True)
         value = lm_loss(out.logits, batch["input_ids"], batch["attention_mask"])
         return {"lm_loss": value, "total": value}
+    with_lm_loss = with_lm_loss or loss.lm_weight > 0
     need_logits = decoder and (targets.logits is not None or with_lm_loss)
     kwargs = {"compute_logits": need_logits} if decoder else {}
     mask = batch["attention_mask"]
@@ -99,6 +101,7 @@ def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targe
         total = total + loss.hidden_mse_weight * parts["hidden_mse"]
     if with_lm_loss and out.logits is not None:
         parts["lm_loss"] = lm_loss(out.logits, batch["input_ids"], mask)
+        total = total + loss.lm_weight * parts["lm_loss"]
     parts["total"] = total
     return parts
 

@@ -110,3 +110,38 @@ def test_learning_rate_schedule():
         0.25,
         0.125,
     ]
+
+
+def test_lm_weight_adds_the_next_token_loss_to_distillation(tiny_decoder_arch):
+    from supernet.config import LossConfig
+    from supernet.distill import subnet_losses, teacher_targets
+    from supernet.hf_models import build_model
+    from supernet.losses import lm_loss
+    from supernet.registry import build_supernet
+
+    torch.manual_seed(0)
+    teacher = build_supernet(build_model(tiny_decoder_arch)).eval()
+    student = build_supernet(build_model(tiny_decoder_arch)).eval()  # other random weights
+    ids = torch.randint(0, tiny_decoder_arch.vocab_size, (2, 9), generator=torch.Generator().manual_seed(1))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    arch = tiny_decoder_arch.replace(num_layers=1)
+    plain = LossConfig(logits="forward_kl", relation={"weight": 0.0})
+    mixed = plain.model_copy(update={"lm_weight": 0.5})
+    targets = teacher_targets(teacher, batch, plain, relation_heads=2)
+    without = subnet_losses(student, arch, batch, targets, plain, relation_heads=2)
+    with_lm = subnet_losses(student, arch, batch, targets, mixed, relation_heads=2)
+    student.set_active(arch)
+    expected_lm = lm_loss(student(ids, batch["attention_mask"], compute_logits=True).logits, ids,
+                          batch["attention_mask"])
+    assert "lm_loss" not in without and without["total"].item() == without["logit_kd"].item()
+    torch.testing.assert_close(with_lm["lm_loss"], expected_lm, atol=0, rtol=0)
+    torch.testing.assert_close(with_lm["total"], without["logit_kd"] + 0.5 * expected_lm, atol=1e-6, rtol=0)
+
+
+def test_lm_weight_on_an_encoder_is_refused_before_anything_is_written(tmp_path):
+    from nas.run import open_run
+
+    config = parse_config(tiny_run_config(tmp_path, TINY_ENCODER, loss={"lm_weight": 0.3}))
+    with pytest.raises(ValueError, match=r"train.loss.lm_weight: got 0.3; a next-token loss needs a decoder"):
+        open_run(config)
+    assert not Path(config.run_dir).exists()

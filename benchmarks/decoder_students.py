@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from evidence import log, save_results, t_interval
+from evidence import log, merge_json, save_results, t_interval
 
 from search_spaces import uniformity
 
@@ -111,7 +111,11 @@ def main() -> None:
     out_name = "decoder_students"
 
     def save() -> None:
-        done_path.write_text(json.dumps(state, indent=2))
+        # Two processes may share WORK, each running other arms: keep the runs the other one
+        # finished since this one started.
+        disk = json.loads(done_path.read_text()) if done_path.is_file() else {}
+        state["runs"] = {**disk.get("runs", {}), **state["runs"]}
+        merge_json(done_path, state)
         report = {"benchmark": "decoder_students", "args": vars(args) | {"work": str(work)},
                   "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", **state,
                   "summary": summarise(state)}

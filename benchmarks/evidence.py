@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -37,3 +38,15 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def merge_json(path: Path, entries: dict[str, Any], keep_existing: bool = False) -> dict[str, Any]:
+    """Add `entries` to the JSON object in `path` as it is on disk now (another benchmark process
+    may have added its own since this one read it), written whole and renamed into place; with
+    `keep_existing`, keys already there keep their value. Returns the merged object."""
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {**entries, **merged} if keep_existing else {**merged, **entries}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(merged, indent=2))
+    os.replace(tmp, path)
+    return merged

@@ -42,14 +42,13 @@ import argparse
 import csv
 import json
 import math
-import os
 import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from evidence import log, save_results, t_interval
+from evidence import log, merge_json, save_results, t_interval
 
 from search_spaces import uniformity
 
@@ -322,18 +321,6 @@ def main() -> None:
     print(table(report))
     if "summary_long" in report:
         print(table(report, "summary_long", reference="searched_total"))
-
-
-def merge_json(path: Path, entries: dict[str, Any], keep_existing: bool = False) -> dict[str, Any]:
-    """Add `entries` to the JSON object in `path` as it is on disk now (another benchmark process
-    may have added its own since this one read it), written whole and renamed into place; with
-    `keep_existing`, keys already there keep their value. Returns the merged object."""
-    merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged = {**entries, **merged} if keep_existing else {**merged, **entries}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(merged, indent=2))
-    os.replace(tmp, path)
-    return merged
 
 
 class FinetuneRuns:

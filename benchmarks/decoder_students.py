@@ -61,10 +61,11 @@ from search_spaces import uniformity
 
 BUDGETS = (2, 4)
 DEFAULT_STEPS = 100
+# Every arm's loss in full, whatever the quickstart config's own loss is.
 LOSSES = {
-    "kl": {"relation": {"weight": 0.0}, "logits": "forward_kl"},
-    "atkd": {"relation": {"weight": 0.0}, "logits": "atkd"},
-    "rel_atkd": {"relation": {"weight": 1.0}, "logits": "atkd"},
+    "kl": {"relation": {"weight": 0.0}, "logits": "forward_kl", "lm_weight": 0.0},
+    "atkd": {"relation": {"weight": 0.0}, "logits": "atkd", "lm_weight": 0.0},
+    "rel_atkd": {"relation": {"weight": 1.0}, "logits": "atkd", "lm_weight": 0.0},
     "kl_lm": {"relation": {"weight": 0.0}, "logits": "forward_kl", "lm_weight": 1.0},
     "lm": {"kind": "lm", "relation": {"weight": 0.0}},
 }

@@ -21,7 +21,9 @@ def save_results(name: str, report: dict[str, Any]) -> Path:
     """Write `report` to benchmarks/results/NAME.json (values JSON cannot hold become strings)."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(report, indent=2, default=str))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # never a torn file, whoever writes it
+    tmp.write_text(json.dumps(report, indent=2, default=str))
+    os.replace(tmp, path)
     return path
 
 

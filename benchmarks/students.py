@@ -28,7 +28,10 @@ distillation text is the rest of the package's reviews (never a task row).
 Pass rule, fixed before the run: the searched student ahead of every baseline on every task with
 the 95% interval of the paired difference (over seeds) above zero; at 1/2.7 also retention
 (student / teacher test accuracy) >= 97% on every task. The report's "pass" applies it to each
-recipe separately (every arm compared under the same recipe).
+recipe separately (every arm compared under the same recipe). With `--equal-total searched ...`,
+"pass_long" applies the same rule among the long-distilled arms alone (the searched student and
+the baselines each distilled for the engine's whole cost; the supernet and search are the
+engine's own cost on top), from "summary_long".
 
 Stages are cached under --work (resumable; rerun to continue) and the results JSON is rewritten
 after each fine-tuning run, so partial results are never lost. Writes benchmarks/results/students.json.
@@ -140,6 +143,9 @@ def main() -> None:
                         "then has the engine's total compute; the searched student has it on top of its "
                         "supernet and search, so the NAME_total arms compare at equal long distillation")
     args = parser.parse_args()
+    if args.equal_total == ["searched"]:
+        parser.error("--equal-total searched: give a baseline too (e.g. searched largest); the long-distilled "
+                     "searched student is judged against the long-distilled baselines")
 
     import torch
 
@@ -302,8 +308,16 @@ def main() -> None:
                         results[recipe].setdefault(task, {}).setdefault(arm, {})[str(seed)] = r
             report["teacher_finetune"] = teacher_runs
             retention = 0.97 if args.ratio <= 2.7 else None
-            report["summary"] = {recipe: summarise(results[recipe], teacher_runs) for recipe in args.recipes}
-            report["pass"] = {recipe: pass_rule(report["summary"][recipe], retention) for recipe in args.recipes}
+            # The searched student's own long distillation is no baseline of its short one.
+            short = {recipe: {task: {arm: seeds for arm, seeds in arms.items() if arm != "searched_total"}
+                              for task, arms in results[recipe].items()} for recipe in args.recipes}
+            report["summary"] = {recipe: summarise(short[recipe], teacher_runs) for recipe in args.recipes}
+            baselines = ["random", "layer_drop", "uniform", "largest"] + [
+                f"{arm}_total" for arm in args.equal_total if arm != "searched"
+            ]
+            report["pass"] = {
+                recipe: pass_rule(report["summary"][recipe], retention, baselines) for recipe in args.recipes
+            }
             if "searched" in args.equal_total:
                 # The same rule among the long-distilled arms alone: equal distillation after the
                 # choice, the supernet and search reported as the engine's own cost.
@@ -312,8 +326,10 @@ def main() -> None:
                 report["summary_long"] = {
                     recipe: summarise(long[recipe], teacher_runs, reference="searched_total") for recipe in args.recipes
                 }
+                long_baselines = [arm for arm in baselines if arm.endswith("_total")]
                 report["pass_long"] = {
-                    recipe: pass_rule(report["summary_long"][recipe], retention, reference="searched_total")
+                    recipe: pass_rule(report["summary_long"][recipe], retention, long_baselines,
+                                      reference="searched_total")
                     for recipe in args.recipes
                 }
             report["stages"]["finetune"] = {"wall_s": time.perf_counter() - s}
@@ -416,11 +432,17 @@ def summarise(
     return out
 
 
-def pass_rule(summary: dict[str, Any], retention: float | None, reference: str = "searched") -> dict[str, Any]:
+def pass_rule(
+    summary: dict[str, Any], retention: float | None, baselines: list[str], reference: str = "searched"
+) -> dict[str, Any]:
     """The rule fixed before the run, applied: every baseline's paired interval above zero on
-    every task, and (where given) the `reference` student's retention at least `retention`."""
+    every task (a baseline without one fails: nothing compared is no pass), and (where given) the
+    `reference` student's retention at least `retention`."""
     failures = []
     for task, rows in summary.items():
+        for arm in baselines:
+            if f"{reference}_minus_this" not in rows.get(arm, {}):
+                failures.append(f"{task}: {arm} has no run paired with {reference}")
         for arm, r in rows.items():
             diff = r.get(f"{reference}_minus_this")
             if diff is not None and not diff["ci95"][0] > 0:

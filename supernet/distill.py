@@ -101,7 +101,8 @@ def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targe
         total = total + loss.hidden_mse_weight * parts["hidden_mse"]
     if with_lm_loss and out.logits is not None:
         parts["lm_loss"] = lm_loss(out.logits, batch["input_ids"], mask)
-        total = total + loss.lm_weight * parts["lm_loss"]
+        if loss.lm_weight > 0:  # reported either way; in the total only when weighted in
+            total = total + loss.lm_weight * parts["lm_loss"]
     parts["total"] = total
     return parts
 

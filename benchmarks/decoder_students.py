@@ -44,7 +44,7 @@ compute lever on the same run: its runs are kept under the budget `1/R@N` beside
 stages 1 and 2 (quickstart, searches) are done, two processes may share WORK running other arms
 (`--arms`): each saves under a lock, merging the other's finished runs.
 
-    python benchmarks/decoder_students.py [--work runs/bench-decoder] [--seeds 3] [--steps 100]
+    python benchmarks/decoder_students.py [--work runs/bench-decoder] [--seeds 3] [--steps 100] [--name NAME]
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=None, choices=["searched_kl", "searched_atkd",
                         "searched_rel_atkd", "searched_kl_lm", "first", "every_other", "uniform"],
                         help="run only these arms (e.g. searched_kl first); default every arm, in the order below")
+    parser.add_argument("--name", default="decoder_students", help="the results file, benchmarks/results/NAME.json: "
+                        "another WORK (another quickstart config, say) writes its own, never over another's")
     args = parser.parse_args()
     global BUDGETS
     BUDGETS = tuple(float(x) if "." in x else int(x) for x in args.budgets.split(","))
@@ -118,7 +120,7 @@ def main() -> None:
     t0 = time.perf_counter()
     done_path = work / "results.json"
     state: dict[str, Any] = json.loads(done_path.read_text()) if done_path.is_file() else {"runs": {}}
-    out_name = "decoder_students"
+    out_name = args.name
 
     finished: dict[str, Any] = {}  # the runs this process trained
 

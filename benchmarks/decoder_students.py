@@ -34,8 +34,10 @@ rebuilt), nats per token).
 Pass rule, fixed before the run: at 1/2, the searched student's (forward KL) perplexity within
 2x the teacher's, and ahead of first, every_other and uniform with the 95% t-interval of the
 paired log-perplexity difference (over seeds) below zero. The summary applies it to searched_kl
-and searched_kl_lm at 1/2 for every step count ("pass" per label; the top-level "pass" is the
-first rule: searched_kl at the default steps).
+and searched_kl_lm at 1/2 for every step count and every cache k ("pass" per label; the
+top-level "pass" is the first rule: searched_kl at the default steps). An arm under another k
+(`--top-k`) is paired with the same baseline runs: the teacher-free arms read no cache, and
+`uniform` keeps the k it ran with unless it is run under that k too.
 
 Resumable: every finished (budget, arm, seed) is kept in WORK/results.json; the results JSON in
 benchmarks/results/ is rewritten after each. `--steps N` other than the default 100 is a
@@ -54,6 +56,7 @@ import fcntl
 import json
 import math
 import platform
+import re
 import shutil
 import statistics
 import time
@@ -70,6 +73,9 @@ DEFAULT_STEPS = 100
 # The engine's students the pass rule is applied to: forward KL (the first default) and forward KL
 # plus the next-token loss (the packaged decoder config's default since).
 ENGINE_ARMS = ("searched_kl", "searched_kl_lm")
+# The arms' teacher cache. A distilled arm run under another k is another arm, `ARM_k<k>` (its own
+# key and folder, an engine arm if ARM is one); the teacher-free arms read no cache and keep theirs.
+DEFAULT_TOP_K = 256
 # Every arm's loss in full, whatever the quickstart config's own loss is.
 LOSSES = {
     "kl": {"relation": {"weight": 0.0}, "logits": "forward_kl", "lm_weight": 0.0},
@@ -87,8 +93,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="distillation steps of a distilled 1/2 arm; "
                                                                "sets the FLOPs every arm of a budget gets")
     parser.add_argument("--test-rows", type=int, default=128)
-    parser.add_argument("--top-k", type=int, default=256, help="the arms' teacher cache: top-k log-probabilities "
-                        "per token (the quickstart's own run keeps its config's k)")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="the arms' teacher cache: top-k "
+                        "log-probabilities per token (the quickstart's own run keeps its config's k); another k "
+                        "than the default names the distilled arms ARM_k<k>")
     parser.add_argument("--budgets", default="2,4", help="budget ratios (teacher FLOPs / budget); the first gets "
                                                          "the loss arms and the pass rule")
     parser.add_argument("--arms", nargs="+", default=None, choices=["searched_kl", "searched_atkd",
@@ -270,6 +277,8 @@ def main() -> None:
     # Another step count is another experiment: its runs sit beside the default's, never over them.
     steps_tag = "" if args.steps == DEFAULT_STEPS else f"@{args.steps}"
     for _, seed, ratio, (arm, arch, loss, layers) in jobs:
+        if loss != "lm" and args.top_k != DEFAULT_TOP_K:
+            arm = f"{arm}_k{args.top_k}"
         key = f"1/{ratio}{steps_tag}/{arm}/{seed}"
         if key in state["runs"] and state["runs"][key]["arch"] == arch.id:
             continue  # done (a run of another architecture, from an earlier search, is redone)
@@ -335,7 +344,7 @@ def summarise(state: dict[str, Any]) -> dict[str, Any]:
                 "ppl_over_teacher": statistics.mean(ppls) / teacher_ppl if teacher_ppl else None,
             }
         out[label] = {"arms": rows}
-        for engine_arm in ENGINE_ARMS:  # paired log-perplexity differences, engine arm minus each other arm
+        for engine_arm in engine_arms(by_arm):  # paired log-perplexity differences, engine arm minus each other arm
             engine = by_arm.get(engine_arm, {})
             diffs = {}
             for arm, seeds in by_arm.items():
@@ -349,6 +358,11 @@ def summarise(state: dict[str, Any]) -> dict[str, Any]:
     # The rule as first fixed: forward KL at the default steps.
     out["pass"] = out.get(f"1/{BUDGETS[0]}", {}).get("pass", {}).get("searched_kl", False)
     return out
+
+
+def engine_arms(names: Any) -> list[str]:
+    """The engine's arms among `names`: ENGINE_ARMS, and each of them under another cache k."""
+    return [n for n in names if re.sub(r"_k\d+$", "", n) in ENGINE_ARMS]
 
 
 def passes(part: dict[str, Any], engine_arm: str, teacher_ppl: float | None) -> bool:
@@ -366,17 +380,18 @@ def passes(part: dict[str, Any], engine_arm: str, teacher_ppl: float | None) -> 
 
 
 def table(summary: dict[str, Any]) -> str:
+    engines = sorted({e for label, part in summary.items() if label != "pass" for e in engine_arms(part["arms"])})
     lines = [
         "| budget | arm | seeds | test perplexity (mean +- std) | x teacher | top-1 agreement | "
-        + " | ".join(f"{e} - arm, log ppl [95% CI]" for e in ENGINE_ARMS) + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(ENGINE_ARMS),
+        + " | ".join(f"{e} - arm, log ppl [95% CI]" for e in engines) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(engines),
     ]
     for label, part in summary.items():
         if label == "pass":
             continue
         for arm, r in part.get("arms", {}).items():
             cells = []
-            for engine_arm in ENGINE_ARMS:
+            for engine_arm in engines:
                 d = part.get(f"{engine_arm}_minus", {}).get(arm)
                 cells.append(f"{d['log_ppl_diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "")
             lines.append(

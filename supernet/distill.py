@@ -16,8 +16,10 @@ from search_spaces import Arch
 from supernet.config import LossConfig
 from supernet.losses import (
     RelationTargets,
+    TopKLogProbs,
     atkd,
     forward_kl,
+    forward_kl_top_k,
     hidden_mse,
     lm_loss,
     relation_loss,
@@ -33,7 +35,7 @@ class TeacherTargets:
     """What the teacher contributes to one batch; computed once, shared by every sub-network."""
 
     relations: RelationTargets | None  # None: a cached teacher with the relation loss off
-    logits: Tensor | None  # (B, T, V) decoders, when a logit loss is on (log-probabilities when cached)
+    logits: Tensor | TopKLogProbs | None  # decoders, when a logit loss is on: (B, T, V), or as cached
     hidden: Tensor | None  # (B, T, H) when hidden MSE is on
 
 
@@ -88,13 +90,15 @@ def subnet_losses(supernet: SuperLM, arch: Arch, batch: dict[str, Tensor], targe
         # Position t predicts token t+1 in both models; compare over real (t, t+1) pairs.
         s, t = out.logits[:, :-1], targets.logits[:, :-1]
         pair_mask = mask[:, 1:] * mask[:, :-1]
-        if loss.logits == "forward_kl":
-            parts["logit_kd"] = forward_kl(s, t, pair_mask)
-        elif loss.logits == "reverse_kl":
-            parts["logit_kd"] = reverse_kl(s, t, pair_mask)
-        else:
-            parts["logit_kd"] = atkd(s, t, batch["input_ids"][:, 1:], pair_mask, loss.atkd_easy_weight,
-                                     loss.atkd_hard_weight, loss.atkd_hard_quantile)
+        if loss.logits == "forward_kl":  # from a cache, without building the teacher's (B, T, V) tensor
+            parts["logit_kd"] = (forward_kl_top_k if isinstance(t, TopKLogProbs) else forward_kl)(s, t, pair_mask)
+        else:  # these read every token's teacher probability
+            t = t.dense() if isinstance(t, TopKLogProbs) else t
+            if loss.logits == "reverse_kl":
+                parts["logit_kd"] = reverse_kl(s, t, pair_mask)
+            else:
+                parts["logit_kd"] = atkd(s, t, batch["input_ids"][:, 1:], pair_mask, loss.atkd_easy_weight,
+                                         loss.atkd_hard_weight, loss.atkd_hard_quantile)
         total = total + loss.logits_weight * parts["logit_kd"]
     if targets.hidden is not None:
         parts["hidden_mse"] = hidden_mse(out.hidden, targets.hidden, mask)

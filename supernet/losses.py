@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +108,55 @@ def forward_kl(student_logits: Tensor, teacher_logits: Tensor, mask: Tensor, tem
     log_s = torch.log_softmax(student_logits.float() / temperature, -1)
     log_t = torch.log_softmax(teacher_logits.float() / temperature, -1)
     return _mean((log_t.exp() * (log_t - log_s)).sum(-1), mask)
+
+
+@dataclass
+class TopKLogProbs:
+    """Next-token distributions as the cache holds them: per position the k largest
+    log-probabilities and their token ids; every other token gets an equal share of the rest."""
+
+    values: Tensor  # (..., k) log-probabilities
+    ids: Tensor  # (..., k) token ids
+    vocab_size: int
+
+    def __getitem__(self, index: Any) -> TopKLogProbs:
+        """The same positions sliced on the leading dimensions (e.g. `[:, :-1]`)."""
+        return TopKLogProbs(self.values[index], self.ids[index], self.vocab_size)
+
+    def tail_log_prob(self) -> Tensor | None:
+        """(...,) the log-probability of each token outside the top k; None when k = V."""
+        k = self.values.shape[-1]
+        if k == self.vocab_size:
+            return None
+        top_mass = self.values.float().exp().sum(-1).clamp(max=1.0 - 1e-6)
+        return torch.log((1.0 - top_mass) / (self.vocab_size - k))
+
+    def dense(self) -> Tensor:
+        """(..., V) log-probabilities."""
+        values, ids = self.values.float(), self.ids.long()
+        tail = self.tail_log_prob()
+        if tail is None:
+            return torch.zeros((*values.shape[:-1], self.vocab_size), device=values.device).scatter(-1, ids, values)
+        return tail[..., None].expand(*values.shape[:-1], self.vocab_size).clone().scatter(-1, ids, values)
+
+
+def forward_kl_top_k(student_logits: Tensor, teacher: TopKLogProbs, mask: Tensor) -> Tensor:
+    """`forward_kl` against a cached top-k teacher, without building its (B, T, V) distribution.
+
+    With p the teacher's k kept probabilities, q the student's and r the tail probability of each
+    of the other V - k tokens: KL = sum_top p (log p - log q) + r ((V - k) log r - sum_rest log q),
+    where sum_rest log q = sum_all log q - sum_top log q. Equal to `forward_kl(s, teacher.dense(),
+    mask)` up to rounding, at a fraction of its time and memory (the benchmark in
+    `benchmarks/distillation_losses.py` measures the ratio)."""
+    log_s = torch.log_softmax(student_logits.float(), -1)
+    values = teacher.values.float()
+    picked = log_s.gather(-1, teacher.ids.long())
+    kl = (values.exp() * (values - picked)).sum(-1)
+    tail = teacher.tail_log_prob()
+    if tail is not None:
+        rest = teacher.vocab_size - values.shape[-1]
+        kl = kl + tail.exp() * (rest * tail - (log_s.sum(-1) - picked.sum(-1)))
+    return _mean(kl, mask)
 
 
 def reverse_kl(student_logits: Tensor, teacher_logits: Tensor, mask: Tensor, temperature: float = 1.0) -> Tensor:

@@ -5,10 +5,11 @@ together, and every arm, seed and epoch of a distillation reads the same tokens.
 runs the teacher on a row the first time any training step needs it and stores, per token, the
 `top_k` largest log-probabilities and their token ids; later reads of that row cost a disk read.
 
-The distribution is rebuilt dense for the loss: the top-k log-probabilities where they are, and
-the remaining mass 1 - sum(top-k) spread evenly over the other V - k tokens. With k = V the
-rebuild is exact; `approximation_kl` measures KL(full || rebuilt) so the error of a chosen k is a
-number, not a guess (the decoder benchmark reports it).
+The cached distribution (`TopKLogProbs`) is the top-k log-probabilities where they are, and the
+remaining mass 1 - sum(top-k) spread evenly over the other V - k tokens. With k = V it is exact;
+`approximation_kl` measures KL(full || rebuilt) so the error of a chosen k is a number, not a
+guess (the decoder benchmark reports it). Forward KL reads it as it is stored
+(`losses.forward_kl_top_k`); the other logit losses rebuild it dense, (B, T, V), with `dense()`.
 
 Storage: four `.npy` memory maps over every row of the data (train rows, then held-out rows):
 log-probabilities (fp16), token ids (int32), and a `filled` flag per row. A row's flag is written
@@ -31,6 +32,7 @@ from torch import Tensor
 
 from search_spaces import Arch
 from supernet.data import TokenizedData
+from supernet.losses import TopKLogProbs
 from supernet.superlm import SuperLM
 
 
@@ -41,22 +43,10 @@ def top_k_log_probs(logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return values, ids
 
 
-def dense_log_probs(values: Tensor, ids: Tensor, vocab_size: int) -> Tensor:
-    """(..., V) log-probabilities from the top-k ones, the rest of the mass spread evenly."""
-    values = values.float()
-    k = values.shape[-1]
-    if k == vocab_size:
-        return torch.full((*values.shape[:-1], vocab_size), 0.0, device=values.device).scatter(-1, ids.long(), values)
-    top_mass = values.exp().sum(-1).clamp(max=1.0 - 1e-6)
-    tail = torch.log((1.0 - top_mass) / (vocab_size - k))
-    dense = tail[..., None].expand(*values.shape[:-1], vocab_size).clone()
-    return dense.scatter(-1, ids.long(), values)
-
-
 def approximation_kl(logits: Tensor, k: int, mask: Tensor | None = None) -> float:
     """Mean KL(teacher ‖ rebuilt from top-k) per token, in nats: what caching k ids loses."""
     full = torch.log_softmax(logits.float(), -1)
-    approx = dense_log_probs(*top_k_log_probs(logits, k), logits.shape[-1])
+    approx = TopKLogProbs(*top_k_log_probs(logits, k), logits.shape[-1]).dense()
     kl = (full.exp() * (full - approx)).sum(-1)
     if mask is None:
         return float(kl.mean())
@@ -116,8 +106,8 @@ class CachedTeacher:
             shutil.rmtree(tmp, ignore_errors=True)
 
     @torch.no_grad()
-    def log_probs(self, batch: dict[str, Tensor]) -> Tensor:
-        """The teacher's (B, T, V) next-token log-probabilities for `batch`, rebuilt from the cache."""
+    def log_probs(self, batch: dict[str, Tensor]) -> TopKLogProbs:
+        """The teacher's next-token distributions for `batch`, (B, T) positions, as cached."""
         if "rows" not in batch:
             raise ValueError("a cached teacher needs batch['rows'] (batches from TokenizedData carry them)")
         rows = batch["rows"].cpu().numpy()
@@ -126,7 +116,7 @@ class CachedTeacher:
             self._fill(batch, missing)
         values = torch.from_numpy(np.asarray(self.values[rows])).to(batch["input_ids"].device)
         ids = torch.from_numpy(np.asarray(self.ids[rows])).to(batch["input_ids"].device)
-        return dense_log_probs(values, ids, self.vocab_size)
+        return TopKLogProbs(values.float(), ids.long(), self.vocab_size)
 
     def _fill(self, batch: dict[str, Tensor], positions: np.ndarray) -> None:
         index = torch.as_tensor(positions, device=batch["input_ids"].device)

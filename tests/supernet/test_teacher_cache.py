@@ -10,20 +10,42 @@ import numpy as np
 import pytest
 import torch
 
-from supernet.teacher_cache import CachedTeacher, approximation_kl, dense_log_probs, top_k_log_probs
+from supernet.losses import TopKLogProbs, forward_kl, forward_kl_top_k
+from supernet.teacher_cache import CachedTeacher, approximation_kl, top_k_log_probs
 
 
 def test_the_rebuilt_distribution_is_exact_at_full_k_and_keeps_the_top_k_exactly():
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 50) * 3
     full = torch.log_softmax(logits, -1)
-    torch.testing.assert_close(dense_log_probs(*top_k_log_probs(logits, 50), 50), full, atol=1e-6, rtol=0)
+    torch.testing.assert_close(TopKLogProbs(*top_k_log_probs(logits, 50), 50).dense(), full, atol=1e-6, rtol=0)
     values, ids = top_k_log_probs(logits, 8)
-    rebuilt = dense_log_probs(values, ids, 50)
+    rebuilt = TopKLogProbs(values, ids, 50).dense()
     torch.testing.assert_close(rebuilt.gather(-1, ids), full.gather(-1, ids))  # the kept ones are exact
     torch.testing.assert_close(rebuilt.logsumexp(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)  # a distribution
     errors = [approximation_kl(logits, k) for k in (1, 4, 16, 50)]
     assert errors == sorted(errors, reverse=True) and errors[0] > 0.1 and errors[-1] < 1e-6
+
+
+@pytest.mark.parametrize("k", [1, 7, 64, 300])
+def test_forward_kl_from_the_top_k_equals_forward_kl_on_the_rebuilt_distribution_in_value_and_gradient(k):
+    # The training path reads the cache as stored; the dense rebuild is the definition it must match,
+    # over real positions only (the padded one is masked out of both).
+    torch.manual_seed(k)
+    teacher = TopKLogProbs(*top_k_log_probs(torch.randn(3, 6, 300) * 4, k), 300)[:, :-1]
+    mask = torch.ones(3, 5)
+    mask[2, 4] = 0
+    grads = []
+    for loss in (lambda s: forward_kl(s, teacher.dense(), mask), lambda s: forward_kl_top_k(s, teacher, mask)):
+        student = (torch.randn(3, 5, 300, generator=torch.Generator().manual_seed(1)) * 2).requires_grad_()
+        value = loss(student)
+        value.backward()
+        grads.append((value.detach(), student.grad))
+    (dense_value, dense_grad), (top_value, top_grad) = grads
+    assert dense_value > 0.1
+    torch.testing.assert_close(top_value, dense_value, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(top_grad, dense_grad, atol=1e-7, rtol=1e-4)
+    assert top_grad[2, 4].abs().max() == 0  # the masked position gets no gradient
 
 
 @pytest.fixture
@@ -46,18 +68,18 @@ def test_each_row_runs_the_teacher_once_and_a_torn_row_is_recomputed(cached_setu
     cache = CachedTeacher(teacher, data, directory, vocab)
     batch = data.train_batch(0, 0, 1, 4, seed=0)
     live = torch.log_softmax(teacher(batch["input_ids"], batch["attention_mask"]).logits, -1)
-    first = cache.log_probs(batch)
+    first = cache.log_probs(batch).dense()
     # fp16 storage: log-probabilities near -10 round to a spacing of 2**-7, so within 2**-8.
     torch.testing.assert_close(first, live, atol=2**-8, rtol=0)
     assert cache.computed_rows == 4
     again = CachedTeacher(teacher, data, directory, vocab)  # a new process reads from disk
-    torch.testing.assert_close(again.log_probs(batch), first, atol=0, rtol=0)
+    torch.testing.assert_close(again.log_probs(batch).dense(), first, atol=0, rtol=0)
     assert again.computed_rows == 0
     # A write torn before the flag: garbage values, flag unset -> recomputed, not trusted.
     row = int(batch["rows"][1])
     again.values[row] = np.float16(7.0)
     again.filled[row] = False
-    torch.testing.assert_close(again.log_probs(batch), first, atol=0, rtol=0)
+    torch.testing.assert_close(again.log_probs(batch).dense(), first, atol=0, rtol=0)
     assert again.computed_rows == 1
     held = data.held_out_batches(2, 1)[0]
     assert int(held["rows"][0]) == data.train["input_ids"].shape[0]  # held-out rows follow the train rows

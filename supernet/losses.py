@@ -145,16 +145,24 @@ def forward_kl_top_k(student_logits: Tensor, teacher: TopKLogProbs, mask: Tensor
 
     With p the teacher's k kept probabilities, q the student's and r the tail probability of each
     of the other V - k tokens: KL = sum_top p (log p - log q) + r ((V - k) log r - sum_rest log q),
-    where sum_rest log q = sum_all log q - sum_top log q. Equal to `forward_kl(s, teacher.dense(),
-    mask)` up to rounding, at a fraction of its time and memory (the benchmark in
-    `benchmarks/distillation_losses.py` measures the ratio)."""
+    where sum_rest log q = sum_all log q - sum_top log q. p and r are first renormalised to sum to
+    1, as `forward_kl`'s log-softmax does to the dense rebuild (fp16 storage leaves them off by
+    ~1e-3), so this equals `forward_kl(s, teacher.dense(), mask)` up to rounding, at a fraction of
+    its time and memory (`benchmarks/cached_kl.py` measures the ratio)."""
+    if student_logits.shape[-1] != teacher.vocab_size:
+        raise ValueError(f"forward_kl_top_k: the student predicts {student_logits.shape[-1]} tokens, the "
+                         f"teacher's cache holds distributions over {teacher.vocab_size}; they must be equal")
     log_s = torch.log_softmax(student_logits.float(), -1)
     values = teacher.values.float()
     picked = log_s.gather(-1, teacher.ids.long())
-    kl = (values.exp() * (values - picked)).sum(-1)
     tail = teacher.tail_log_prob()
+    rest = teacher.vocab_size - values.shape[-1]
+    # log of the total mass, kept plus tail: 0 but for rounding
+    log_total = values.logsumexp(-1) if tail is None else torch.logaddexp(values.logsumexp(-1), tail + math.log(rest))
+    values = values - log_total[..., None]
+    kl = (values.exp() * (values - picked)).sum(-1)
     if tail is not None:
-        rest = teacher.vocab_size - values.shape[-1]
+        tail = tail - log_total
         kl = kl + tail.exp() * (rest * tail - (log_s.sum(-1) - picked.sum(-1)))
     return _mean(kl, mask)
 

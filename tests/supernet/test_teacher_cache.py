@@ -28,11 +28,18 @@ def test_the_rebuilt_distribution_is_exact_at_full_k_and_keeps_the_top_k_exactly
 
 
 @pytest.mark.parametrize("k", [1, 7, 64, 300])
-def test_forward_kl_from_the_top_k_equals_forward_kl_on_the_rebuilt_distribution_in_value_and_gradient(k):
+@pytest.mark.parametrize("stored", ["fp32", "fp16", "fp16 peaked"])
+def test_forward_kl_from_the_top_k_equals_forward_kl_on_the_rebuilt_distribution_in_value_and_gradient(k, stored):
     # The training path reads the cache as stored; the dense rebuild is the definition it must match,
-    # over real positions only (the padded one is masked out of both).
+    # over real positions only (the padded one is masked out of both). "fp16": values as the cache
+    # stores them (their mass off 1 by rounding); "peaked": a teacher sure enough that the top mass
+    # reaches the clamp.
     torch.manual_seed(k)
-    teacher = TopKLogProbs(*top_k_log_probs(torch.randn(3, 6, 300) * 4, k), 300)[:, :-1]
+    logits = torch.randn(3, 6, 300) * (40 if stored == "fp16 peaked" else 4)
+    values, ids = top_k_log_probs(logits, k)
+    if stored != "fp32":
+        values = values.half().float()
+    teacher = TopKLogProbs(values, ids, 300)[:, :-1]
     mask = torch.ones(3, 5)
     mask[2, 4] = 0
     grads = []
@@ -46,6 +53,31 @@ def test_forward_kl_from_the_top_k_equals_forward_kl_on_the_rebuilt_distribution
     torch.testing.assert_close(top_value, dense_value, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(top_grad, dense_grad, atol=1e-7, rtol=1e-4)
     assert top_grad[2, 4].abs().max() == 0  # the masked position gets no gradient
+    with pytest.raises(ValueError, match="the student predicts 301 tokens, the teacher's cache holds .* 300"):
+        forward_kl_top_k(torch.zeros(3, 5, 301), teacher, mask)
+
+
+@pytest.mark.parametrize("logits", ["forward_kl", "reverse_kl", "atkd"])
+def test_a_sub_network_scores_the_same_against_cached_top_k_targets_as_against_their_dense_rebuild(
+        logits, tiny_decoder_arch):
+    from supernet.config import LossConfig
+    from supernet.distill import TeacherTargets, subnet_losses
+    from supernet.hf_models import build_model
+    from supernet.registry import build_supernet
+
+    torch.manual_seed(0)
+    student = build_supernet(build_model(tiny_decoder_arch)).eval()
+    vocab = tiny_decoder_arch.vocab_size
+    ids = torch.randint(0, vocab, (2, 9), generator=torch.Generator().manual_seed(1))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    cached = TopKLogProbs(*top_k_log_probs(torch.randn(2, 9, vocab) * 3, 16), vocab)
+    loss = LossConfig(logits=logits, relation={"weight": 0.0})
+    arch = tiny_decoder_arch.replace(num_layers=1)
+    from_cache = subnet_losses(student, arch, batch, TeacherTargets(None, cached, None), loss, relation_heads=2)
+    from_dense = subnet_losses(student, arch, batch, TeacherTargets(None, cached.dense(), None), loss,
+                               relation_heads=2)
+    assert from_dense["logit_kd"] > 0.1
+    torch.testing.assert_close(from_cache["logit_kd"], from_dense["logit_kd"], atol=1e-5, rtol=1e-5)
 
 
 @pytest.fixture

@@ -39,6 +39,13 @@ top-level "pass" is the first rule: searched_kl at the default steps). An arm un
 (`--top-k`) is paired with the same baseline runs: the teacher-free arms read no cache, and
 `uniform` keeps the k it ran with unless it is run under that k too.
 
+A setting of the engine's student is chosen on dev rows, never on the test rows: `--rows dev`
+scores on the held-out rows after the test rows (`--dev-rows`, none of them trained on or read by
+the search) and keeps those runs apart (`dev_runs`, `dev_summary`); `--lm-weight W` sets the
+next-token weight of the forward KL + next-token arm, which then runs as `ARM_lm<W>`. A model
+already trained for the same key under the other rows is scored, not trained again (its training
+record is copied), so the setting chosen on dev costs no retraining for the seed it was chosen with.
+
 Resumable: every finished (budget, arm, seed) is kept in WORK/results.json; the results JSON in
 benchmarks/results/ is rewritten after each. `--steps N` other than the default 100 is a
 compute lever on the same run: its runs are kept under the budget `1/R@N` beside the default's
@@ -90,9 +97,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/bench-decoder"))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=None, help="run only this seed (< --seeds), so that two "
+                        "processes sharing WORK can take one seed each")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="distillation steps of a distilled 1/2 arm; "
                                                                "sets the FLOPs every arm of a budget gets")
     parser.add_argument("--test-rows", type=int, default=128)
+    parser.add_argument("--rows", choices=["test", "dev"], default="test", help="score on the test rows, or on "
+                        "the dev rows after them (to choose a setting; kept apart in dev_runs)")
+    parser.add_argument("--dev-rows", type=int, default=256)
+    parser.add_argument("--lm-weight", type=float, default=None, help="the next-token weight of the KL + "
+                        "next-token arm (default 1); another weight names the arm ARM_lm<W>")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="the arms' teacher cache: top-k "
                         "log-probabilities per token (the quickstart's own run keeps its config's k); another k "
                         "than the default names the distilled arms ARM_k<k>")
@@ -129,7 +143,9 @@ def main() -> None:
     state: dict[str, Any] = json.loads(done_path.read_text()) if done_path.is_file() else {"runs": {}}
     out_name = args.name
 
-    finished: dict[str, Any] = {}  # the runs this process trained
+    finished: dict[str, Any] = {}  # the runs this process trained (or scored)
+    records = "dev_runs" if args.rows == "dev" else "runs"  # where they go
+    other_records = "runs" if args.rows == "dev" else "dev_runs"
 
     def save() -> None:
         # Two processes may share WORK once stages 1-2 are done, each running other arms: under
@@ -137,11 +153,16 @@ def main() -> None:
         with open(work / ".results.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             disk = json.loads(done_path.read_text()) if done_path.is_file() else {}
-            state["runs"] = {**disk.get("runs", {}), **finished}
+            for name in ("runs", "dev_runs"):
+                state[name] = {**disk.get(name, {}), **state.get(name, {})}
+            state[records] = {**state[records], **finished}
             merge_json(done_path, state)
         report = {"benchmark": "decoder_students", "args": vars(args) | {"work": str(work)},
                   "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", **state,
-                  "summary": summarise(state)}
+                  "summary": summarise(state["runs"], state.get("teacher", {}).get("ppl"))}
+        if state["dev_runs"]:  # choices of a setting, on the dev rows: no pass rule applies
+            report["dev_summary"] = summarise(state["dev_runs"], state.get("teacher_dev", {}).get("ppl"))
+            report["dev_summary"].pop("pass")
         save_results(out_name, report)
 
     # -- stage 1: the quickstart, timed ---------------------------------------------------
@@ -175,15 +196,20 @@ def main() -> None:
     if n_held <= skip:
         raise SystemExit(f"data: {n_held} held-out rows, the first {skip} of which the search reads; none to test on")
     test_rows = torch.arange(skip, min(n_held, skip + args.test_rows))
-    test = data.batch("held_out", test_rows)
+    dev_rows = torch.arange(skip + len(test_rows), min(n_held, skip + len(test_rows) + args.dev_rows))
+    if args.rows == "dev" and len(dev_rows) == 0:
+        raise SystemExit(f"--rows dev: {n_held} held-out rows, all of them read by the search or the test")
+    # The rows this process scores the arms on; the teacher's test record is kept whichever they are.
+    rows = dev_rows if args.rows == "dev" else test_rows
+    scored = data.batch("held_out", rows)
     teacher_model = load_teacher(config.teacher.id).eval()
 
     @torch.no_grad()
     def score(model: Any, reference: torch.Tensor | None) -> tuple[float, float, torch.Tensor]:
-        """(perplexity, top-1 agreement with `reference`, argmax tokens) over the test rows."""
+        """(perplexity, top-1 agreement with `reference`, argmax tokens) over the scored rows."""
         nll, agree, count, tops = 0.0, 0, 0, []
-        for lo in range(0, len(test_rows), 16):
-            ids = test["input_ids"][lo:lo + 16]
+        for lo in range(0, len(rows), 16):
+            ids = scored["input_ids"][lo:lo + 16]
             logits = model(input_ids=ids).logits[:, :-1].float()
             nll += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                            ids[:, 1:].reshape(-1), reduction="sum"))
@@ -195,14 +221,16 @@ def main() -> None:
         return math.exp(nll / count), agree / count, torch.cat(tops)
 
     ppl, _, teacher_top = score(teacher_model, None)  # one pass: perplexity and the reference tokens
-    if "teacher" not in state:
+    if args.rows == "dev":
+        state["teacher_dev"] = {"ppl": ppl, "dev_rows": [int(rows[0]), int(rows[-1]) + 1]}
+    elif "teacher" not in state:
         with torch.no_grad():
-            logits = teacher_model(input_ids=test["input_ids"][:16]).logits
+            logits = teacher_model(input_ids=scored["input_ids"][:16]).logits
         state["teacher"] = {"ppl": ppl, "test_rows": len(test_rows), "test_tokens": len(test_rows) * (seq_len - 1),
                             "cache_top_k": config.train.teacher_top_k,
                             "cache_kl_nats": {k: approximation_kl(logits, k) for k in (16, 64, 256, 1024)}}
         save()
-    log(f"teacher: test perplexity {state['teacher']['ppl']:.2f}; cache error {state['teacher']['cache_kl_nats']}")
+    log(f"teacher: {args.rows} perplexity {ppl:.2f}; cache error {state.get('teacher', {}).get('cache_kl_nats')}")
     del teacher_model
 
     # -- the architectures of each budget --------------------------------------------------
@@ -272,15 +300,17 @@ def main() -> None:
     # other budget; then the other loss arms.
     core = (*ENGINE_ARMS, "first", "every_other", "uniform")
     jobs = sorted(((0 if ratio == BUDGETS[0] and job[0] in core else 1 if job[0] in core else 2), seed, ratio, job)
-                  for seed in range(args.seeds) for ratio in BUDGETS for job in arms(ratio)
+                  for seed in range(args.seeds) if args.seed in (None, seed) for ratio in BUDGETS for job in arms(ratio)
                   if args.arms is None or job[0] in args.arms)
     # Another step count is another experiment: its runs sit beside the default's, never over them.
     steps_tag = "" if args.steps == DEFAULT_STEPS else f"@{args.steps}"
     for _, seed, ratio, (arm, arch, loss, layers) in jobs:
         if loss != "lm" and args.top_k != DEFAULT_TOP_K:
             arm = f"{arm}_k{args.top_k}"
+        if loss == "kl_lm" and args.lm_weight is not None and args.lm_weight != LOSSES["kl_lm"]["lm_weight"]:
+            arm = f"{arm}_lm{args.lm_weight:g}"
         key = f"1/{ratio}{steps_tag}/{arm}/{seed}"
-        if key in state["runs"] and state["runs"][key]["arch"] == arch.id:
+        if key in state.get(records, {}) and state[records][key]["arch"] == arch.id:
             continue  # done (a run of another architecture, from an earlier search, is redone)
         a = archs[f"1/{ratio}"]
         # The FLOPs every arm of this budget gets: --steps distilled steps of a student at the budget.
@@ -291,23 +321,32 @@ def main() -> None:
         raw["train"]["seed"] = seed
         raw["train"]["teacher_top_k"] = args.top_k
         raw["train"]["loss"] = {**raw["train"]["loss"], **LOSSES[loss]}
+        if loss == "kl_lm" and args.lm_weight is not None:
+            raw["train"]["loss"]["lm_weight"] = args.lm_weight
         arm_config = parse_config(raw)
         out = work / "arms" / f"1-{ratio}" / arm / (f"seed{seed}-steps{args.steps}" if steps_tag else f"seed{seed}")
-        s = time.perf_counter()
-        if layers is None:
-            result = distill(arm_config, out, steps, student=a["searched_dir"], force=True)
+        other = state.get(other_records, {}).get(key)
+        if other and other["arch"] == arch.id and (out / "model.safetensors").is_file():
+            # Trained already for the other rows: score that model; its training record is the same.
+            trained = {k: other[k] for k in ("steps", "train_flops", "flops", "arch", "wall_s")}
+            trained["scored_only"] = True
         else:
-            result = distill(arm_config, out, steps, arch=arch, layers=layers, force=True)
-        wall = time.perf_counter() - s
+            s = time.perf_counter()
+            if layers is None:
+                result = distill(arm_config, out, steps, student=a["searched_dir"], force=True)
+            else:
+                result = distill(arm_config, out, steps, arch=arch, layers=layers, force=True)
+            trained = {"steps": steps, "train_flops": result.train_flops, "flops": cost(arch), "arch": arch.id,
+                       "wall_s": time.perf_counter() - s}
         model = MODEL_CLASS["decoder"].from_pretrained(out).eval()
         ppl, agree, _ = score(model, teacher_top)
-        finished[key] = {"ppl": ppl, "agree": agree, "steps": steps, "train_flops": result.train_flops,
-                         "flops": cost(arch), "arch": arch.id, "wall_s": wall}
+        finished[key] = {"ppl": ppl, "agree": agree, **trained}
         save()
-        log(f"{key}: ppl {ppl:.2f}, agreement {agree:.3f}, {steps} steps, {wall / 60:.1f} min")
+        log(f"{args.rows} {key}: ppl {ppl:.2f}, agreement {agree:.3f}, {trained['steps']} steps, "
+            f"{trained['wall_s'] / 60:.1f} min")
     state["wall_s_this_session"] = time.perf_counter() - t0
     save()
-    print(table(summarise(state)))
+    print(table(report_summary(state, args.rows)))
 
 
 def supernet_flops(run: Any) -> float:
@@ -320,9 +359,15 @@ def supernet_flops(run: Any) -> float:
     return total
 
 
-def summarise(state: dict[str, Any]) -> dict[str, Any]:
-    runs = state.get("runs", {})
-    teacher_ppl = state.get("teacher", {}).get("ppl")
+def report_summary(state: dict[str, Any], rows: str) -> dict[str, Any]:
+    if rows == "dev":
+        return summarise(state.get("dev_runs", {}), state.get("teacher_dev", {}).get("ppl"))
+    return summarise(state.get("runs", {}), state.get("teacher", {}).get("ppl"))
+
+
+def summarise(runs: dict[str, Any], teacher_ppl: float | None) -> dict[str, Any]:
+    """Per label (budget, step count), each arm's mean and std over seeds, and each engine arm's
+    paired log-perplexity differences against the others, with the pass rule."""
     out: dict[str, Any] = {}
     # A label is a budget, "1/R", or a budget trained for another step count, "1/R@N".
     labels = sorted({key.rsplit("/", 2)[0] for key in runs}, key=lambda b: (b.split("@")[0], b))
@@ -361,8 +406,9 @@ def summarise(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def engine_arms(names: Any) -> list[str]:
-    """The engine's arms among `names`: ENGINE_ARMS, and each of them under another cache k."""
-    return [n for n in names if re.sub(r"_k\d+$", "", n) in ENGINE_ARMS]
+    """The engine's arms among `names`: ENGINE_ARMS, and each of them under another cache k or
+    another next-token weight."""
+    return [n for n in names if re.sub(r"(_k\d+)?(_lm[\d.e+-]+)?$", "", n) in ENGINE_ARMS]
 
 
 def passes(part: dict[str, Any], engine_arm: str, teacher_ppl: float | None) -> bool:

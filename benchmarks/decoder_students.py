@@ -346,7 +346,7 @@ def main() -> None:
             f"{trained['wall_s'] / 60:.1f} min")
     state["wall_s_this_session"] = time.perf_counter() - t0
     save()
-    print(table(report_summary(state, args.rows)))
+    print(table(report_summary(state, args.rows), args.rows))
 
 
 def supernet_flops(run: Any) -> float:
@@ -425,10 +425,10 @@ def passes(part: dict[str, Any], engine_arm: str, teacher_ppl: float | None) -> 
     )
 
 
-def table(summary: dict[str, Any]) -> str:
+def table(summary: dict[str, Any], rows: str = "test") -> str:
     engines = sorted({e for label, part in summary.items() if label != "pass" for e in engine_arms(part["arms"])})
     lines = [
-        "| budget | arm | seeds | test perplexity (mean +- std) | x teacher | top-1 agreement | "
+        f"| budget | arm | seeds | {rows} perplexity (mean +- std) | x teacher | top-1 agreement | "
         + " | ".join(f"{e} - arm, log ppl [95% CI]" for e in engines) + " |",
         "|---|---|---|---|---|---|" + "---|" * len(engines),
     ]

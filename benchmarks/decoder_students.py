@@ -43,7 +43,7 @@ A setting of the engine's student is chosen on dev rows, never on the test rows:
 scores on the held-out rows after the test rows (`--dev-rows`, none of them trained on or read by
 the search) and keeps those runs apart (`dev_runs`, `dev_summary`); `--lm-weight W` sets the
 next-token weight of the forward KL + next-token arm, which then runs as `ARM_lm<W>`, and `--lr`
-the distilled arms' learning rate (`ARM_lr<LR>`). A model
+the arms' learning rate (`ARM_lr<LR>`, the teacher-free arms' too). A model
 already trained for the same key under the other rows is scored, not trained again (its training
 record is copied), so the setting chosen on dev costs no retraining for the seed it was chosen with.
 
@@ -108,8 +108,8 @@ def main() -> None:
     parser.add_argument("--dev-rows", type=int, default=256)
     parser.add_argument("--lm-weight", type=float, default=None, help="the next-token weight of the KL + "
                         "next-token arm (default 1); another weight names the arm ARM_lm<W>")
-    parser.add_argument("--lr", type=float, default=None, help="the distilled arms' learning rate (default the "
-                        "quickstart config's); another rate names them ARM_lr<LR>")
+    parser.add_argument("--lr", type=float, default=None, help="the arms' learning rate (default the quickstart "
+                        "config's); another rate names them ARM_lr<LR>")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="the arms' teacher cache: top-k "
                         "log-probabilities per token (the quickstart's own run keeps its config's k); another k "
                         "than the default names the distilled arms ARM_k<k>")
@@ -312,7 +312,7 @@ def main() -> None:
             arm = f"{arm}_k{args.top_k}"
         if loss == "kl_lm" and args.lm_weight is not None and args.lm_weight != LOSSES["kl_lm"]["lm_weight"]:
             arm = f"{arm}_lm{args.lm_weight:g}"
-        if loss != "lm" and args.lr is not None and args.lr != config.train.lr:
+        if args.lr is not None and args.lr != config.train.lr:
             arm = f"{arm}_lr{args.lr:g}"
         key = f"1/{ratio}{steps_tag}/{arm}/{seed}"
         if key in state.get(records, {}) and state[records][key]["arch"] == arch.id:
@@ -328,7 +328,7 @@ def main() -> None:
         raw["train"]["loss"] = {**raw["train"]["loss"], **LOSSES[loss]}
         if loss == "kl_lm" and args.lm_weight is not None:
             raw["train"]["loss"]["lm_weight"] = args.lm_weight
-        if loss != "lm" and args.lr is not None:
+        if args.lr is not None:
             raw["train"]["lr"] = args.lr
         arm_config = parse_config(raw)
         out = work / "arms" / f"1-{ratio}" / arm / (f"seed{seed}-steps{args.steps}" if steps_tag else f"seed{seed}")

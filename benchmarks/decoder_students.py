@@ -162,9 +162,9 @@ def main() -> None:
             merge_json(done_path, state)
         report = {"benchmark": "decoder_students", "args": vars(args) | {"work": str(work)},
                   "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", **state,
-                  "summary": summarise(state["runs"], state.get("teacher", {}).get("ppl"))}
+                  "summary": report_summary(state, "test")}
         if state["dev_runs"]:  # choices of a setting, on the dev rows: no pass rule applies
-            report["dev_summary"] = summarise(state["dev_runs"], state.get("teacher_dev", {}).get("ppl"))
+            report["dev_summary"] = report_summary(state, "dev")
             report["dev_summary"].pop("pass")
         save_results(out_name, report)
 
@@ -367,6 +367,7 @@ def supernet_flops(run: Any) -> float:
 
 
 def report_summary(state: dict[str, Any], rows: str) -> dict[str, Any]:
+    """The summary of the runs scored on `rows` ("test" or "dev"), against the teacher on the same rows."""
     if rows == "dev":
         return summarise(state.get("dev_runs", {}), state.get("teacher_dev", {}).get("ppl"))
     return summarise(state.get("runs", {}), state.get("teacher", {}).get("ppl"))
@@ -413,8 +414,8 @@ def summarise(runs: dict[str, Any], teacher_ppl: float | None) -> dict[str, Any]
 
 
 def engine_arms(names: Any) -> list[str]:
-    """The engine's arms among `names`: ENGINE_ARMS, and each of them under another cache k or
-    another next-token weight."""
+    """The engine's arms among `names`: ENGINE_ARMS, and each of them under another cache k,
+    next-token weight or learning rate."""
     return [n for n in names if re.sub(r"(_k\d+)?(_lm[\d.e+-]+)?(_lr[\d.e+-]+)?$", "", n) in ENGINE_ARMS]
 
 

@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--lm-weight", type=float, default=None, help="the next-token weight of the KL + "
                         "next-token arm (default 1); another weight names the arm ARM_lm<W>")
     parser.add_argument("--lr", type=float, default=None, help="the arms' learning rate (default the quickstart "
-                        "config's); another rate names them ARM_lr<LR>")
+                        "config's student.lr, or its train.lr); another rate names them ARM_lr<LR>")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="the arms' teacher cache: top-k "
                         "log-probabilities per token (the quickstart's own run keeps its config's k); another k "
                         "than the default names the distilled arms ARM_k<k>")
@@ -235,6 +235,16 @@ def main() -> None:
         save()
     log(f"teacher: {args.rows} perplexity {ppl:.2f}; cache error {state.get('teacher', {}).get('cache_kl_nats')}")
     del teacher_model
+    # The quickstart's own student (what the command hands a user), scored on the same rows.
+    qs_student = qs_dir / "student"
+    if (qs_student / "model.safetensors").is_file():
+        qs_ppl, qs_agree, _ = score(MODEL_CLASS["decoder"].from_pretrained(qs_student).eval(), teacher_top)
+        distilled = json.loads((qs_student / "distilnas.json").read_text())
+        state["quickstart"][f"student_{args.rows}"] = {
+            "ppl": qs_ppl, "agree": qs_agree, "distill_steps": distilled["steps"], "lr": distilled.get("lr"),
+        }
+        save()
+        log(f"quickstart's student: {args.rows} perplexity {qs_ppl:.2f}, agreement {qs_agree:.3f}")
 
     # -- the architectures of each budget --------------------------------------------------
     studies = [study_name(config, sub) for sub in run.space.subspaces]
@@ -312,7 +322,7 @@ def main() -> None:
             arm = f"{arm}_k{args.top_k}"
         if loss == "kl_lm" and args.lm_weight is not None and args.lm_weight != LOSSES["kl_lm"]["lm_weight"]:
             arm = f"{arm}_lm{args.lm_weight:g}"
-        if args.lr is not None and args.lr != config.train.lr:
+        if args.lr is not None and args.lr != config.distill_train.lr:
             arm = f"{arm}_lr{args.lr:g}"
         key = f"1/{ratio}{steps_tag}/{arm}/{seed}"
         if key in state.get(records, {}) and state[records][key]["arch"] == arch.id:
@@ -329,7 +339,7 @@ def main() -> None:
         if loss == "kl_lm" and args.lm_weight is not None:
             raw["train"]["loss"]["lm_weight"] = args.lm_weight
         if args.lr is not None:
-            raw["train"]["lr"] = args.lr
+            raw["student"]["lr"] = args.lr  # the rate `nas distill` trains at
         arm_config = parse_config(raw)
         out = work / "arms" / f"1-{ratio}" / arm / (f"seed{seed}-steps{args.steps}" if steps_tag else f"seed{seed}")
         other = state.get(other_records, {}).get(key)

@@ -134,10 +134,14 @@ class StudentConfig(StrictConfig):
     """The student `nas quickstart` hands over: the best searched one under the teacher's FLOPs
     divided by `budget_ratio` (in any sub-space, or with `choose_in: budget_band` only in the cost
     band holding the budget), then distilled on its own for `distill_steps` (`nas distill`; 0
-    hands over the supernet's weights as they are)."""
+    hands over the supernet's weights as they are) at learning rate `lr` (default `train.lr`)."""
 
     budget_ratio: float = Field(default=2.7, gt=1.0, description="FLOPs budget = teacher FLOPs / this")
     distill_steps: int = Field(default=0, ge=0, description="continued distillation of the chosen student")
+    # A fixed architecture trained on its own tolerates a larger rate than a weight-sharing
+    # supernet, whose sub-networks pull the shared weights apart; hence a rate of its own.
+    lr: float | None = Field(default=None, gt=0.0, description="learning rate of that distillation (and of "
+                             "`nas distill`); default train.lr")
     choose_in: Literal["any_band", "budget_band"] = Field(
         default="any_band", description="where the student is chosen: the best trial under the budget in any "
         "sub-space (each scored on its own supernet), or only in the cost band that holds the budget")
@@ -154,6 +158,11 @@ class RunConfig(StrictConfig):
     ray: RayConfig = RayConfig()
     assistants: AssistantConfig = AssistantConfig()
     student: StudentConfig = StudentConfig()
+
+    @property
+    def distill_train(self) -> TrainConfig:
+        """The training settings of one chosen student's own distillation: `train`, at `student.lr`."""
+        return self.train if self.student.lr is None else self.train.model_copy(update={"lr": self.student.lr})
 
     @property
     def storage_url(self) -> str:

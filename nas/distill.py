@@ -7,12 +7,12 @@ way to a better student. The student starts from one of:
   e.g. the first N layers at full width (DistilBERT's layer drop), or a uniform shrink; with
   `--importance-order`, the slice of the teacher after its heads and FFN neurons are reordered by
   importance, as the supernets are cut (so a slice keeps the most important ones).
-It is distilled from the run's teacher with the run's loss and data for `--steps` steps,
-resumable (checkpoints under `OUT/distill-checkpoints`; `OUT/distill-request.json` says which
-architecture and starting point they belong to: a different request is refused, or with
-`--force` started afresh), its training FLOPs counted as
-`nas train` counts them, and written to OUT as a stock Hugging Face directory with a
-`distilnas.json` that records where it came from and what it cost.
+It is distilled from the run's teacher with the run's loss and data for `--steps` steps at the
+config's `student.lr` (default `train.lr`), resumable (checkpoints under `OUT/distill-checkpoints`;
+`OUT/distill-request.json` says which architecture and starting point they belong to: a different
+request is refused, or with `--force` started afresh), its training FLOPs counted as `nas train`
+counts them, and written to OUT as a stock Hugging Face directory with a `distilnas.json` that
+records where it came from, what it cost and the rate it trained at.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class DistillResult:
     source: str
     steps: int
     train_flops: float
+    lr: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,11 +111,11 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
     # `train.loss.kind: lm` trains on next-token loss alone (the teacher-free baseline).
     teacher_source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
     net, result = train_fixed(
-        arch, init, teacher_source, data, config.train, run.relation_heads, out / CHECKPOINTS, dev, steps
+        arch, init, teacher_source, data, config.distill_train, run.relation_heads, out / CHECKPOINTS, dev, steps
     )
     del init, teacher
     save_model(net.extract(arch), config, out)
-    record = DistillResult(str(out), arch.to_dict(), source, result.step, result.train_flops)
+    record = DistillResult(str(out), arch.to_dict(), source, result.step, result.train_flops, config.distill_train.lr)
     (out / "distilnas.json").write_text(json.dumps({**record.to_dict(), "teacher": config.teacher.id}, indent=2))
     log.info(
         "distilled %s (%s) for %d steps, %.3g training FLOPs -> %s",

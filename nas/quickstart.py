@@ -120,8 +120,9 @@ def quickstart(family: str = "encoder", out: Path | None = None, progress: bool 
     if distilled:
         record = student_dir / "distilnas.json"
         previous = json.loads(record.read_text()) if record.is_file() else {}
-        done = previous.get("steps") == config.student.distill_steps \
-            and previous.get("source") == f"student:{searched_dir}"
+        asked = {"steps": config.student.distill_steps, "source": f"student:{searched_dir}",
+                 "lr": config.distill_train.lr}
+        done = all(previous.get(k) == v for k, v in asked.items())
         if not done:
             distill(config, student_dir, config.student.distill_steps, student=searched_dir, force=True)
         lap("distill student")

@@ -24,8 +24,8 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     from nas.quickstart import quickstart
 
     if args.family == "decoder":
-        print("quickstart (decoder): SmolLM2-135M on 2 CPU cores takes 25 to 35 minutes (supernet, search, then "
-              "300 steps of distillation of the chosen student); the encoder default takes about 5.", file=sys.stderr)
+        print("quickstart (decoder): SmolLM2-135M on 2 CPU cores takes about 27 minutes (supernet, search, then "
+              "the chosen student's own distillation); the encoder default takes about 5.", file=sys.stderr)
     r = quickstart(args.family, Path(args.out) if args.out else None, progress=not args.no_progress)
     run_dir = Path(r.config.run_dir)
     print(f"\nPareto front ({len(r.front)} students):\n{r.front_table}\n")

@@ -48,6 +48,7 @@ def test_defaults_and_objective_shorthand(tmp_path):
         ({"train": {"devise": "cpu"}}, "train.devise: unknown key; allowed here: steps"),
         ({"data": {"files": ["a.txt"], "dataset": "x"}}, "give exactly one of data.files or data.dataset"),
         ({"teacher": None}, "teacher: got None"),
+        ({"student": {"lr": 0}}, "student.lr: got 0; Input should be greater than 0"),
     ],
 )
 def test_invalid_fields_name_their_path(patch, needle):

@@ -371,6 +371,30 @@ def test_distill_slices_the_teacher_in_importance_order_when_asked(trained, tmp_
         distill(config, tmp_path / "x", 1, student=tmp_path / "ordered", importance=True)
 
 
+def test_distill_trains_at_the_students_own_learning_rate(trained, tmp_path):
+    from nas.distill import distill
+    from nas.run import load_teacher_net
+
+    _, raw = trained
+    run = open_run(parse_config(raw), save_config=False)
+    arch = run.space["small"].smallest
+    teacher = load_teacher_net(run, torch.device("cpu"))
+    teacher.layer_policy = "first"
+    teacher.set_active(arch)
+    ids = torch.randint(0, 30522, (2, 9))
+    moved = {}
+    # train.lr alone moves the slice; student.lr = 1e-12 overrides it and leaves the slice as it was.
+    for name, student in (("train", {}), ("student", {"lr": 1e-12})):
+        config = parse_config({**raw, "student": student})
+        result = distill(config, tmp_path / name, 1, arch=arch, layers="first")
+        assert result.lr == (1e-12 if student else parse_config(raw).train.lr)
+        assert json.loads((tmp_path / name / "distilnas.json").read_text())["lr"] == result.lr
+        model = AutoModel.from_pretrained(tmp_path / name).eval()
+        with torch.no_grad():
+            moved[name] = (model(input_ids=ids).last_hidden_state - teacher(ids).hidden).abs().max().item()
+    assert moved["student"] < 1e-4 < moved["train"]
+
+
 def arch_of(directory):
     from search_spaces import arch_from_hf_config
 

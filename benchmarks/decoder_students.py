@@ -77,6 +77,7 @@ from evidence import log, merge_json, save_results, t_interval
 from search_spaces import uniformity
 
 BUDGETS = (2, 4)
+PASS_BUDGET = "1/2"  # the budget the pass rule is judged at, whichever budgets a process runs
 DEFAULT_STEPS = 100
 # The engine's students the pass rule is applied to: forward KL (the first default) and forward KL
 # plus the next-token loss (the packaged decoder config's default since).
@@ -416,10 +417,10 @@ def summarise(runs: dict[str, Any], teacher_ppl: float | None) -> dict[str, Any]
                     mean, lo, hi = t_interval(paired)
                     diffs[arm] = {"log_ppl_diff": mean, "ci95": [lo, hi], "pairs": len(paired)}
             out[label][f"{engine_arm}_minus"] = diffs
-            if label.split("@")[0] == f"1/{BUDGETS[0]}":
+            if label.split("@")[0] == PASS_BUDGET:
                 out[label].setdefault("pass", {})[engine_arm] = passes(out[label], engine_arm, teacher_ppl)
     # The rule as first fixed: forward KL at the default steps.
-    out["pass"] = out.get(f"1/{BUDGETS[0]}", {}).get("pass", {}).get("searched_kl", False)
+    out["pass"] = out.get(PASS_BUDGET, {}).get("pass", {}).get("searched_kl", False)
     return out
 
 

@@ -9,8 +9,8 @@ way to a better student. The student starts from one of:
   importance, as the supernets are cut (so a slice keeps the most important ones).
 It is distilled from the run's teacher with the run's loss and data for `--steps` steps at the
 config's `student.lr` (default `train.lr`), resumable (checkpoints under `OUT/distill-checkpoints`;
-`OUT/distill-request.json` says which architecture and starting point they belong to: a different
-request is refused, or with `--force` started afresh), its training FLOPs counted as `nas train`
+`OUT/distill-request.json` says which architecture, starting point and rate they belong to: a
+different request is refused, or with `--force` started afresh), its training FLOPs counted as `nas train`
 counts them, and written to OUT as a stock Hugging Face directory with a `distilnas.json` that
 records where it came from, what it cost and the rate it trained at.
 """
@@ -85,7 +85,9 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
         source = f"student:{Path(student).resolve()}"
     else:
         source = f"teacher-slice:{layers}" + ("+importance" if importance else "")
-    request = {"arch": arch.id, "source": source}
+    # The rate is part of the request: checkpoints trained at another rate are not resumed as if
+    # they were this one's.
+    request = {"arch": arch.id, "source": source, "lr": config.distill_train.lr}
     if (out / CHECKPOINTS).is_dir():
         before = json.loads((out / REQUEST).read_text()) if (out / REQUEST).is_file() else None
         if before != request:

@@ -35,7 +35,8 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
         print(f"exported student {r.student_point.arch_id} (trial {r.student_point.trial_id}, flops {obj['flops']:.3g} "
               f"<= {r.budget_flops:.3g} = teacher / {ratio:g}) to {r.student}")
         if r.config.student.distill_steps:
-            print(f"  then distilled on its own for {r.config.student.distill_steps} steps (nas distill)")
+            print(f"  then distilled on its own for {r.config.student.distill_steps} steps at lr "
+                  f"{r.config.distill_train.lr:g} (nas distill)")
     if r.export_parity is not None:
         print(f"export check: supernet sub-network and exported model continue the prompts with "
               f"{'the same' if r.export_parity else 'DIFFERENT'} greedy tokens")

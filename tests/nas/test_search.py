@@ -373,6 +373,7 @@ def test_distill_slices_the_teacher_in_importance_order_when_asked(trained, tmp_
 
 def test_distill_trains_at_the_students_own_learning_rate(trained, tmp_path):
     from nas.distill import distill
+    from nas.export import ExportError
     from nas.run import load_teacher_net
 
     _, raw = trained
@@ -393,6 +394,12 @@ def test_distill_trains_at_the_students_own_learning_rate(trained, tmp_path):
         with torch.no_grad():
             moved[name] = (model(input_ids=ids).last_hidden_state - teacher(ids).hidden).abs().max().item()
     assert moved["student"] < 1e-4 < moved["train"]
+    # Checkpoints trained at another rate are not resumed as this rate's: refused, or discarded with --force.
+    config = parse_config({**raw, "student": {}})
+    with pytest.raises(ExportError, match="holds the distillation of .*'lr': 1e-12"):
+        distill(config, tmp_path / "student", 2, arch=arch, layers="first")
+    again = distill(config, tmp_path / "student", 1, arch=arch, layers="first", force=True)
+    assert again.steps == 1 and again.lr == config.train.lr
 
 
 def arch_of(directory):

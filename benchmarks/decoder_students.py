@@ -236,9 +236,9 @@ def main() -> None:
         save()
     log(f"teacher: {args.rows} perplexity {ppl:.2f}; cache error {state.get('teacher', {}).get('cache_kl_nats')}")
     del teacher_model
-    # The quickstart's own student (what the command hands a user), scored on the same rows.
+    # The quickstart's own student (what the command hands a user), scored once on these rows.
     qs_student = qs_dir / "student"
-    if (qs_student / "model.safetensors").is_file():
+    if f"student_{args.rows}" not in state["quickstart"] and (qs_student / "model.safetensors").is_file():
         qs_ppl, qs_agree, _ = score(MODEL_CLASS["decoder"].from_pretrained(qs_student).eval(), teacher_top)
         distilled = json.loads((qs_student / "distilnas.json").read_text())
         state["quickstart"][f"student_{args.rows}"] = {

@@ -10,9 +10,9 @@ way to a better student. The student starts from one of:
 It is distilled from the run's teacher with the run's loss and data for `--steps` steps at the
 config's `student.lr` (default `train.lr`), resumable (checkpoints under `OUT/distill-checkpoints`;
 `OUT/distill-request.json` says which architecture, starting point and rate they belong to: a
-different request is refused, or with `--force` started afresh), its training FLOPs counted as `nas train`
-counts them, and written to OUT as a stock Hugging Face directory with a `distilnas.json` that
-records where it came from, what it cost and the rate it trained at.
+different request is refused, or with `--force` started afresh), its training FLOPs counted as
+`nas train` counts them, and written to OUT as a stock Hugging Face directory with a
+`distilnas.json` that records where it came from, what it cost and the rate it trained at.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
         source = f"student:{Path(student).resolve()}"
     else:
         source = f"teacher-slice:{layers}" + ("+importance" if importance else "")
+    train = config.distill_train  # `train` at the student's own rate
     # The rate is part of the request: checkpoints trained at another rate are not resumed as if
     # they were this one's.
-    request = {"arch": arch.id, "source": source, "lr": config.distill_train.lr}
+    request = {"arch": arch.id, "source": source, "lr": train.lr}
     if (out / CHECKPOINTS).is_dir():
         before = json.loads((out / REQUEST).read_text()) if (out / REQUEST).is_file() else None
         if before != request:
@@ -113,11 +114,11 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
     # `train.loss.kind: lm` trains on next-token loss alone (the teacher-free baseline).
     teacher_source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
     net, result = train_fixed(
-        arch, init, teacher_source, data, config.distill_train, run.relation_heads, out / CHECKPOINTS, dev, steps
+        arch, init, teacher_source, data, train, run.relation_heads, out / CHECKPOINTS, dev, steps
     )
     del init, teacher
     save_model(net.extract(arch), config, out)
-    record = DistillResult(str(out), arch.to_dict(), source, result.step, result.train_flops, config.distill_train.lr)
+    record = DistillResult(str(out), arch.to_dict(), source, result.step, result.train_flops, train.lr)
     (out / "distilnas.json").write_text(json.dumps({**record.to_dict(), "teacher": config.teacher.id}, indent=2))
     log.info(
         "distilled %s (%s) for %d steps, %.3g training FLOPs -> %s",

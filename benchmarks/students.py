@@ -34,7 +34,11 @@ the baselines each distilled for the engine's whole cost; the supernet and searc
 engine's own cost on top), from "summary_long".
 
 Stages are cached under --work (resumable; rerun to continue) and the results JSON is rewritten
-after each fine-tuning run, so partial results are never lost. Writes benchmarks/results/students.json.
+after each fine-tuning run, so partial results are never lost. Writes benchmarks/results/students.json
+(or --name). Processes can share one --work: `--teacher-only` fine-tunes the teacher (it needs
+nothing from the engine) beside a run's supernet and distillation stages, and `--recipes plain` and
+`--recipes kd` can fine-tune side by side once the distillations are done (`--report-only` then
+writes both into one JSON); `--finetune-arms` restricts fine-tuning to some arms.
 
     python benchmarks/students.py [--work runs/bench-students] [--seeds 5] [--ratio 2.7] [--report-only]
 """
@@ -142,10 +146,21 @@ def main() -> None:
                         help="arms also distilled for the engine's whole cost (arm NAME_total): a baseline "
                         "then has the engine's total compute; the searched student has it on top of its "
                         "supernet and search, so the NAME_total arms compare at equal long distillation")
+    parser.add_argument("--finetune-arms", nargs="+", default=None, metavar="ARM",
+                        help="fine-tune only these arms (every arm is still chosen and distilled; the "
+                        "teacher is always fine-tuned); default: every arm")
+    parser.add_argument("--teacher-only", action="store_true",
+                        help="fine-tune the teacher only (its seeds, and its saved copy for task distillation), "
+                        "then stop: it needs nothing from the engine, so it can run beside a run's other stages")
+    parser.add_argument("--name", default=None,
+                        help="results file name (default: students, or students-1-R for --ratio R)")
     args = parser.parse_args()
     if args.equal_total == ["searched"]:
         parser.error("--equal-total searched: give a baseline too (e.g. searched largest); the long-distilled "
                      "searched student is judged against the long-distilled baselines")
+    arm_names = ["searched", "random", "layer_drop", "uniform", "largest"] + [f"{a}_total" for a in args.equal_total]
+    if unknown := sorted(set(args.finetune_arms or []) - set(arm_names)):
+        parser.error(f"--finetune-arms: {', '.join(unknown)} is no arm of this run; allowed: {', '.join(arm_names)}")
 
     import torch
 
@@ -163,6 +178,20 @@ def main() -> None:
     sizes = tuple(int(x) for x in args.split.split(","))
     t0 = time.perf_counter()
     tasks, corpus = make_tasks(work, sizes)  # type: ignore[arg-type]
+    runs = FinetuneRuns(
+        work, tasks, dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=32, split_sizes=sizes, split_seed=0),
+        cached_only=args.report_only,
+    )
+    teacher_seeds = args.teacher_seeds or args.seeds
+    if args.teacher_only:
+        for seed in range(teacher_seeds):
+            for task in tasks:
+                runs.get(task, "teacher", args.teacher, "plain", seed)
+        if "kd" in args.recipes:
+            for task in tasks:
+                runs.finetuned_teacher(task, args.teacher)
+        log(f"teacher fine-tuned: {teacher_seeds} seeds on {', '.join(tasks)}")
+        return
     base = run_config(work, corpus, args.teacher, args.seq_len, args.supernet_steps, args.trials)
     config = parse_config(base)
     run = open_run(config)
@@ -186,7 +215,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "stages": {},
     }
-    out_name = "students" if args.ratio == 2.7 else f"students-{budget_name}"
+    out_name = args.name or ("students" if args.ratio == 2.7 else f"students-{budget_name}")
     # A stage's wall time is kept from the run that did its work, not overwritten by a resume.
     timings_path = work / "stage-times.json"
 
@@ -290,20 +319,17 @@ def main() -> None:
     # chosen rate). The teacher itself is fine-tuned plainly; it sets retention for both.
     results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {recipe: {} for recipe in args.recipes}
     report["finetune"] = results
-    runs = FinetuneRuns(
-        work, tasks, dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=32, split_sizes=sizes, split_seed=0),
-        cached_only=args.report_only,
-    )
+    finetuned = {arm: d for arm, d in students.items() if arm in (args.finetune_arms or students)}
     teacher_runs: dict[str, dict[str, Any]] = {}
     s = time.perf_counter()
     for seed in range(args.seeds):
         for task in tasks:
-            if seed < (args.teacher_seeds or args.seeds):  # plainly, whatever the recipes: it sets retention
+            if seed < teacher_seeds:  # plainly, whatever the recipes: it sets retention
                 if r := runs.get(task, "teacher", args.teacher, "plain", seed):
                     teacher_runs.setdefault(task, {})[str(seed)] = r
             for recipe in args.recipes:
                 kd = (lambda t=task: runs.finetuned_teacher(t, args.teacher)) if recipe == "kd" else None
-                for arm, directory in students.items():
+                for arm, directory in finetuned.items():
                     if r := runs.get(task, directory.name, str(directory), recipe, seed, teacher=kd):
                         results[recipe].setdefault(task, {}).setdefault(arm, {})[str(seed)] = r
             report["teacher_finetune"] = teacher_runs
@@ -372,6 +398,8 @@ class FinetuneRuns:
         from nas.finetune import finetune
 
         key = self.key(task, model_key, recipe, seed)
+        if key not in self.done and self.path.is_file():  # another process may have run it since
+            self.done = json.loads(self.path.read_text())
         if key not in self.done and self.cached_only:
             return None
         if key not in self.done:

@@ -6,11 +6,14 @@ name from the scripts' own folder.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +49,20 @@ def merge_json(path: Path, entries: dict[str, Any], keep_existing: bool = False)
     """Add `entries` to the JSON object in `path` as it is on disk now (another benchmark process
     may have added its own since this one read it), written whole and renamed into place; with
     `keep_existing`, keys already there keep their value. Returns the merged object."""
-    merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged = {**entries, **merged} if keep_existing else {**merged, **entries}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(merged, indent=2))
-    os.replace(tmp, path)
+    with exclusive(path):  # read, merge and write as one step: no other process's entries lost
+        merged = json.loads(path.read_text()) if path.is_file() else {}
+        merged = {**entries, **merged} if keep_existing else {**merged, **entries}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merged, indent=2))
+        os.replace(tmp, path)
     return merged
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock named after `path` (PATH.lock beside it) while the block runs:
+    benchmark processes sharing a work folder wait for each other's run of the same stage, then
+    reuse it, instead of running it twice or writing into one folder together."""
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield

@@ -55,7 +55,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evidence import log, merge_json, save_results, t_interval
+from evidence import exclusive, log, merge_json, save_results, t_interval
 
 from search_spaces import uniformity
 
@@ -286,9 +286,10 @@ def main() -> None:
         the same member share it (same weights, same distillation)."""
         source = "supernet" if "init" in c else c["layers"]
         directory = work / f"distilled-{source}-{c['arch_id']}{suffix}"
-        if "init" in c:
-            return directory, distill(config, directory, steps, student=c["init"])
-        return directory, distill(config, directory, steps, arch=Arch.from_dict(c["arch"]), layers=c["layers"])
+        with exclusive(directory):  # a process sharing --work and wanting it waits, then reuses it
+            if "init" in c:
+                return directory, distill(config, directory, steps, student=c["init"])
+            return directory, distill(config, directory, steps, arch=Arch.from_dict(c["arch"]), layers=c["layers"])
 
     s = time.perf_counter()
     students: dict[str, Path] = {}
@@ -417,12 +418,12 @@ class FinetuneRuns:
         from nas.finetune import finetune
 
         directory = self.work / f"teacher-finetuned-{task}"
-        if not (directory / "config.json").is_file():
-            record = self.get(task, "teacher", teacher, "plain", 0)
-            assert record is not None, "the teacher's seed 0 sets the rate of its saved fine-tuning"
-            lr = record["lr"]
-            finetune(teacher, str(self.tasks[task]), "text", "label", lr=lr, seed=0, save_to=directory,
-                     output_dir=self.work / "ft" / f"{task}-teacher-save", **self.common)
+        with exclusive(directory):  # saved once, whichever process asks first
+            if not (directory / "config.json").is_file():
+                record = self.get(task, "teacher", teacher, "plain", 0)
+                assert record is not None, "the teacher's seed 0 sets the rate of its saved fine-tuning"
+                finetune(teacher, str(self.tasks[task]), "text", "label", lr=record["lr"], seed=0,
+                         save_to=directory, output_dir=self.work / "ft" / f"{task}-teacher-save", **self.common)
         return str(directory)
 
 

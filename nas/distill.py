@@ -5,8 +5,9 @@ way to a better student. The student starts from one of:
 - an exported student directory (`--student DIR`: the supernet's weights for its architecture);
 - the teacher's slice (`--arch JSON` with `--layers POLICY`): what a user gets without the engine,
   e.g. the first N layers at full width (DistilBERT's layer drop), or a uniform shrink; with
-  `--importance-order`, the slice of the teacher after its heads and FFN neurons are reordered by
-  importance, as the supernets are cut (so a slice keeps the most important ones).
+  `--importance-order`, the slice of the teacher after its FFN neurons (and, where no attention
+  relations are compared, its heads) are reordered by importance, as the supernets are cut (so a
+  slice keeps the most important ones).
 It is distilled from the run's teacher with the run's loss and data for `--steps` steps at the
 config's `student.lr` (default `train.lr`), resumable (checkpoints under `OUT/distill-checkpoints`;
 `OUT/distill-request.json` says which architecture, starting point and rate they belong to: a
@@ -27,7 +28,7 @@ from typing import Any
 
 from nas.config import RunConfig
 from nas.export import ExportError, save_model
-from nas.run import load_data, load_teacher_net, open_run, teacher_importance, training_teacher
+from nas.run import load_data, load_teacher_net, open_run, reorders_heads, teacher_importance, training_teacher
 from search_spaces import LAYER_POLICIES, Arch, arch_from_hf_config
 from supernet.hf_models import MODEL_CLASS
 from supernet.importance import reorder_by_importance
@@ -110,7 +111,8 @@ def distill(config: RunConfig, out: Path, steps: int, *, student: Path | None = 
         init = supernet_class(run.teacher_config.model_type)(teacher.body, layers).to(dev)  # type: ignore[arg-type]
         if importance:  # on a copy: the teacher itself still teaches, unpermuted
             init = copy.deepcopy(init)
-            reorder_by_importance(init, teacher_importance(teacher, data, config.train, dev))
+            reorder_by_importance(init, teacher_importance(teacher, data, config.train, dev),
+                                  heads=reorders_heads(config))
     # `train.loss.kind: lm` trains on next-token loss alone (the teacher-free baseline).
     teacher_source = None if config.train.loss.kind == "lm" else training_teacher(run, teacher, data)
     net, result = train_fixed(

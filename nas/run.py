@@ -201,14 +201,24 @@ def teacher_importance(teacher: SuperLM, data: TokenizedData, cfg: TrainConfig,
     return measure_importance(teacher, batches)
 
 
-def fresh_supernet(teacher: SuperLM, importance: list[LayerImportance] | None, shape: SupernetShape) -> SuperLM:
+def reorders_heads(config: RunConfig) -> bool:
+    """Whether importance reordering may permute attention heads: only where nothing compares
+    attention relations (no relation loss in training, no relation_kd objective in the search).
+    Relation heads split the heads' queries, keys and values in head order, so a permuted student
+    would start far from the teacher's relations while computing exactly what the teacher does."""
+    relations_trained = config.train.loss.kind == "distill" and config.train.loss.relation.weight > 0
+    return not relations_trained and "relation_kd" not in {o.name for o in config.search.objectives}
+
+
+def fresh_supernet(teacher: SuperLM, importance: list[LayerImportance] | None, shape: SupernetShape,
+                   heads: bool = True) -> SuperLM:
     """A trainable supernet holding `shape` (a sub-space's hull), initialised from the teacher's
-    weights, reordered by importance first when asked (so the hull keeps the most important heads
-    and neurons)."""
+    weights, reordered by importance first when asked (so the hull keeps the most important FFN
+    neurons, and heads when `heads`)."""
     supernet = teacher
     if importance is not None:
         supernet = copy.deepcopy(teacher)  # deepcopy keeps the weight map on the copy's own tensors
-        reorder_by_importance(supernet, importance)
+        reorder_by_importance(supernet, importance, heads=heads)
     return supernet.hull(shape).requires_grad_(True).train()
 
 
@@ -224,7 +234,8 @@ class TrainingSetup:
 
     def supernet(self, members: ArchSet) -> SuperLM:
         """A fresh (or resumable) supernet of `members`, cut from the (reordered) teacher."""
-        return fresh_supernet(self.teacher, self.importance, supernet_shape(self.run, members))
+        return fresh_supernet(self.teacher, self.importance, supernet_shape(self.run, members),
+                              heads=reorders_heads(self.run.config))
 
     def source(self) -> SuperLM | CachedTeacher | None:
         """What distils into it: the teacher (or its logit cache); None when teacher-free."""

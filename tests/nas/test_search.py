@@ -344,7 +344,7 @@ def test_distill_slices_the_teacher_in_importance_order_when_asked(trained, tmp_
     import copy
 
     from nas.distill import distill
-    from nas.run import training_setup
+    from nas.run import reorders_heads, training_setup
     from supernet.importance import reorder_by_importance
 
     _, raw = trained
@@ -358,7 +358,7 @@ def test_distill_slices_the_teacher_in_importance_order_when_asked(trained, tmp_
     plain = copy.deepcopy(setup.teacher)
     plain.layer_policy = "first"
     ordered = copy.deepcopy(plain)
-    reorder_by_importance(ordered, setup.importance)
+    reorder_by_importance(ordered, setup.importance, heads=reorders_heads(config))
     model = AutoModel.from_pretrained(tmp_path / "ordered").eval()
     ids = torch.randint(0, 30522, (2, 9))
     with torch.no_grad():
@@ -369,6 +369,35 @@ def test_distill_slices_the_teacher_in_importance_order_when_asked(trained, tmp_
         assert (out - plain(ids).hidden).abs().max().item() > 1e-2  # not the plain one
     with pytest.raises(ValueError, match="--importance-order: reorders the teacher's slice"):
         distill(config, tmp_path / "x", 1, student=tmp_path / "ordered", importance=True)
+
+
+def test_importance_order_keeps_the_heads_where_relations_are_compared(trained):
+    """A relation-KD run reorders FFN neurons only, so its teacher-size member starts exactly where
+    the teacher is; with the heads permuted too it computes the same function, yet its relations
+    sit far from the teacher's (the fault this guards against)."""
+    from nas.run import fresh_supernet, reorders_heads, training_setup
+    from nas.search.evaluate import held_out_targets
+    from search_spaces.hull import SupernetShape
+    from supernet.distill import evaluate
+
+    _, raw = trained
+    config = parse_config(raw)
+    assert not reorders_heads(config)  # relation loss in training, relation_kd in the search
+    assert reorders_heads(parse_config({**raw, "train": {**raw["train"], "loss": {"relation": {"weight": 0},
+                                                                                  "logits": "forward_kl"}},
+                                        "search": {**raw["search"], "objectives": ["flops"]}}))
+    run = open_run(config, save_config=False)
+    setup = training_setup(run, torch.device("cpu"), reorder=True)
+    batches = setup.data.held_out_batches(config.train.batch_size, 2)
+    targets = held_out_targets(setup.teacher, batches, config.train.loss, run.relation_heads)
+    whole = SupernetShape.whole(run.space.teacher)
+    kd = {}
+    for heads in (False, True):
+        net = fresh_supernet(setup.teacher, setup.importance, whole, heads=heads).eval()
+        kd[heads] = evaluate(net, run.space.teacher, batches, targets, config.train.loss,
+                             run.relation_heads)["relation_kd"]
+    assert kd[False] < 1e-7
+    assert kd[True] > 1e-4  # a random tiny teacher's attention is nearly uniform: a small gap, but no zero
 
 
 def test_distill_trains_at_the_students_own_learning_rate(trained, tmp_path):

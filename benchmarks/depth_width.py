@@ -6,7 +6,10 @@ dimension kept at the teacher's size: the number of layers (depth; the space's l
 picks which layers stay), the hidden size with its heads (width), the FFN width. Each such member
 is scored by the search's proxy, held-out relation-KD loss against the teacher (lower is better),
 with the weights the supernet of the band holding the budget hands it:
-- step 0: before any training (the importance-ordered teacher slice);
+- step 0: before any training (the importance-ordered teacher slice, as the engine cuts it: FFN
+  neurons reordered, heads in the teacher's order where relations are compared);
+- step 0 with the heads permuted by importance too, and with no reordering at all: what the head
+  order and the neuron order each do to the inherited weights;
 - trained: after the band's sandwich training (the students benchmark's supernet: same --work).
 Beside it, the member's FLOPs as a fraction of the teacher's, and whether it lies in the band (a
 member outside it is still a slice of the same weights, but the sandwich never sampled it).
@@ -59,7 +62,7 @@ def main() -> None:
     import torch
 
     from nas.config import parse_config
-    from nas.run import load_trained_supernet, open_run, training_setup
+    from nas.run import fresh_supernet, load_trained_supernet, open_run, supernet_shape, training_setup
     from nas.search.evaluate import held_out_targets
     from nas.train import run_train
     from search_spaces import flops, params
@@ -79,7 +82,12 @@ def main() -> None:
     device = torch.device("cpu")
     setup = training_setup(run, device)  # data, teacher, importance: as the supernet was cut
     trained, _ = load_trained_supernet(run, sub.name, device)
-    untrained = setup.supernet(sub).eval()
+    untrained = {  # the engine's cut, and the two alternatives
+        "step0": setup.supernet(sub).eval(),
+        "step0_heads_permuted": fresh_supernet(setup.teacher, setup.importance, supernet_shape(run, sub),
+                                               heads=True).eval(),
+        "step0_no_reorder": fresh_supernet(setup.teacher, None, supernet_shape(run, sub)).eval(),
+    }
     # The search's own held-out batches: the score is exactly what the search ranks by.
     batches = setup.data.held_out_batches(config.train.batch_size, config.search.eval_batches)
     targets = held_out_targets(setup.teacher, batches, config.train.loss, run.relation_heads)
@@ -94,7 +102,8 @@ def main() -> None:
             rows[axis].append({
                 "arch_id": arch.id, AXES[axis]: getattr(arch, AXES[axis]),
                 "flops_fraction": cost(arch) / cost(teacher), "params": params(arch).total,
-                "in_band": arch in sub, "step0": kd(untrained, arch), "trained": kd(trained, arch),
+                "in_band": arch in sub, **{name: kd(net, arch) for name, net in untrained.items()},
+                "trained": kd(trained, arch),
             })
             r = rows[axis][-1]
             log(f"{axis} {arch.id}: FLOPs {r['flops_fraction']:.2f}, "
@@ -114,12 +123,13 @@ def main() -> None:
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = ["| cut | member | FLOPs / teacher | in band | relation KD, step 0 | relation KD, trained |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| cut | member | FLOPs / teacher | in band | step 0, heads permuted | step 0, no reordering "
+             "| step 0 (the engine's cut) | trained |", "|---|---|---|---|---|---|---|---|"]
     for axis, rows in report["rows"].items():
         for r in rows:
             lines.append(f"| {axis} {r[AXES[axis]]} | {r['arch_id']} | {r['flops_fraction']:.2f} | "
-                         f"{'yes' if r['in_band'] else 'no'} | {r['step0']:.3f} | {r['trained']:.3f} |")
+                         f"{'yes' if r['in_band'] else 'no'} | {r['step0_heads_permuted']:.3f} | "
+                         f"{r['step0_no_reorder']:.3f} | {r['step0']:.3f} | {r['trained']:.3f} |")
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence import log, save_results
-from students import make_tasks, run_config
+from students import add_shared_run_args, make_tasks, run_config
 
 AXES = {"depth": "num_layers", "width": "hidden_size", "ffn": "intermediate_size"}
 
@@ -52,11 +52,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="offline:minilm-l6")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-students"))
     parser.add_argument("--ratio", type=float, default=2.7, help="the band holding teacher FLOPs / ratio")
-    # The shared run: these must match benchmarks/students.py's so that its supernet is reused.
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--split", default="2000,500,2000")
-    parser.add_argument("--supernet-steps", type=int, default=300)
-    parser.add_argument("--trials", type=int, default=40)
+    add_shared_run_args(parser)  # so that the students benchmark's supernets are reused
     args = parser.parse_args()
 
     import torch

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from evidence import log, save_results
 from scipy.stats import kendalltau
-from students import make_tasks, run_config
+from students import add_shared_run_args, make_tasks, run_config
 
 SCORES = ("proxy", "step0", "params", "flops")  # the pass rule's; proxy_K scores are reported beside
 
@@ -98,11 +98,7 @@ def main() -> None:
     parser.add_argument("--boot", type=int, default=2000)
     parser.add_argument("--proxy-steps", type=int, nargs="*", default=[10, 30],
                         help="K: also score by the short-training proxy (search.proxy_steps: K)")
-    # The shared run: these must match benchmarks/students.py's so that its supernets are reused.
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--split", default="2000,500,2000")
-    parser.add_argument("--supernet-steps", type=int, default=300)
-    parser.add_argument("--trials", type=int, default=40)
+    add_shared_run_args(parser)  # so that the students benchmark's supernets are reused
     args = parser.parse_args()
 
     import torch

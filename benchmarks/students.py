@@ -107,6 +107,15 @@ def run_config(
     }
 
 
+def add_shared_run_args(parser: argparse.ArgumentParser) -> None:
+    """The options that define the shared run (`run_config`) for the benchmarks that reuse this
+    one's --work: the same values find the same trained supernets."""
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--split", default="2000,500,2000", help="TRAIN,DEV,TEST rows per task")
+    parser.add_argument("--supernet-steps", type=int, default=300)
+    parser.add_argument("--trials", type=int, default=40)
+
+
 def search_flops(db: Path, config: Any, teacher_flops: float) -> float:
     """What a search's evaluations cost: every completed trial's forward pass over the held-out
     batches (its FLOPs objective is per sequence), plus the teacher's targets, computed once."""
@@ -127,10 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="offline:minilm-l6")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-students"))
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--split", default="2000,500,2000", help="TRAIN,DEV,TEST rows per task")
-    parser.add_argument("--supernet-steps", type=int, default=300)
-    parser.add_argument("--trials", type=int, default=40)
+    add_shared_run_args(parser)
     parser.add_argument("--distill-steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--teacher-seeds", type=int, default=None,
